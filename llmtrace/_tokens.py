@@ -1,0 +1,45 @@
+"""Local token counting, for streams that carry no usage and for the emulator.
+
+Uses a real BPE tokenizer when one is installed (tiktoken, or bpe-openai, which ships its vocabularies
+and so works offline), else a documented estimate: one token per four characters, the rule of thumb
+OpenAI and Anthropic both publish for English text. Callers label the result `estimated` either way.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from functools import lru_cache
+
+_log = logging.getLogger("llmtrace")
+
+CHARS_PER_TOKEN = 4
+
+
+@lru_cache(maxsize=1)
+def _encoder() -> tuple[str, Callable[[str], int]]:
+    try:
+        import tiktoken
+
+        enc = tiktoken.get_encoding("o200k_base")
+        return "tiktoken", lambda text: len(enc.encode(text, disallowed_special=()))
+    except Exception as exc:  # not installed, or its vocabulary cannot be downloaded (offline)
+        _log.debug("tiktoken unavailable: %s", exc)
+    try:
+        import bpe_openai
+
+        enc = bpe_openai.get_encoding("o200k_base")
+        return "bpe-openai", lambda text: len(enc.encode(text))
+    except Exception as exc:
+        _log.debug("bpe-openai unavailable: %s", exc)
+    return "chars/4", lambda text: -(-len(text) // CHARS_PER_TOKEN) if text else 0
+
+
+def count_tokens(text: str) -> int:
+    """Tokens in `text` by the best tokenizer installed (see `tokenizer_name()`)."""
+    return _encoder()[1](text)
+
+
+def tokenizer_name() -> str:
+    """Which counter `count_tokens` uses: `tiktoken`, `bpe-openai` or `chars/4`."""
+    return _encoder()[0]
