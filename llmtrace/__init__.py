@@ -1,0 +1,50 @@
+"""OpenTelemetry traces and metrics for LLM streaming and prompt caching (Anthropic and OpenAI SDKs).
+
+```python
+import llmtrace
+llmtrace.instrument()
+```
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from ._instrument import LLMTraceInstrumentor
+from ._version import __version__
+
+__all__ = ["LLMTraceInstrumentor", "__version__", "instrument", "uninstrument"]
+
+
+def instrument(*, tracer_provider: Any = None, meter_provider: Any = None, capture_content: bool | None = None,
+               pricing: str | os.PathLike[str] | Mapping[str, Any] | None = None) -> None:
+    """Trace every Anthropic and OpenAI SDK call, streamed or not, from now on. Idempotent and thread-safe.
+
+    ```python
+    llmtrace.instrument()                                  # OTLP to OTEL_EXPORTER_OTLP_ENDPOINT (or :4318)
+    llmtrace.instrument(tracer_provider=tp, meter_provider=mp, capture_content=True, pricing="prices.json")
+    ```
+
+    Parameters:
+    * tracer_provider, meter_provider: where spans and metrics go. Default: the app's global providers, or,
+      when the app configured none, OTLP exporters from the standard `OTEL_*` variables.
+    * capture_content: record prompts and output text on spans, up to a size cap (default off;
+      `LLMTRACE_CAPTURE_CONTENT`).
+    * pricing: a JSON price file or a mapping that overrides the bundled price table (`LLMTRACE_PRICING_FILE`).
+    """
+    instrumentor = LLMTraceInstrumentor()
+    with LLMTraceInstrumentor._lock:
+        if instrumentor.is_instrumented_by_opentelemetry:
+            return
+        instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider,
+                                capture_content=capture_content, pricing=pricing)
+
+
+def uninstrument() -> None:
+    """Restore every patched SDK method. Streams already returned keep reporting until they end."""
+    instrumentor = LLMTraceInstrumentor()
+    with LLMTraceInstrumentor._lock:
+        if instrumentor.is_instrumented_by_opentelemetry:
+            instrumentor.uninstrument()

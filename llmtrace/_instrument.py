@@ -1,0 +1,160 @@
+"""LLMTraceInstrumentor: configuration, default exporters, and the patch table walked to wrap and unwrap."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Collection, Mapping
+from typing import Any
+
+import wrapt
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
+
+from ._pricing import PriceTable
+from ._stream import async_helper_close_wrapper, call_wrappers, helper_close_wrapper
+from ._telemetry import DEFAULT_CAPTURE_MAX_CHARS, Telemetry
+from .providers import Adapter, Patch
+
+log = logging.getLogger("llmtrace")
+
+_TRUE = ("1", "true", "yes", "on")
+
+
+def _env_flag(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    return default if value is None else value.strip().lower() in _TRUE
+
+
+def _adapters() -> dict[str, type]:
+    from .providers.anthropic import AnthropicAdapter
+    from .providers.openai import OpenAIAdapter
+
+    return {"anthropic": AnthropicAdapter, "openai": OpenAIAdapter}
+
+
+class LLMTraceInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+    """Patches the Anthropic and OpenAI SDKs; also the `opentelemetry_instrumentor` entry point."""
+
+    _lock = threading.RLock()
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        return ()  # both SDKs are optional: whichever is installed gets patched, now or when imported
+
+    def _instrument(self, **kwargs: Any) -> None:
+        if _env_flag("LLMTRACE_DISABLED"):
+            log.info("llmtrace is disabled by LLMTRACE_DISABLED")
+            return
+        tracer_provider, meter_provider = _default_providers(kwargs.get("tracer_provider"),
+                                                             kwargs.get("meter_provider"))
+        capture = kwargs.get("capture_content")
+        pricing: str | os.PathLike[str] | Mapping[str, Any] | None = kwargs.get("pricing")
+        self._telemetry = Telemetry(
+            tracer_provider, meter_provider,
+            capture_content=_env_flag("LLMTRACE_CAPTURE_CONTENT") if capture is None else bool(capture),
+            capture_max_chars=int(os.environ.get("LLMTRACE_CAPTURE_MAX_CHARS", DEFAULT_CAPTURE_MAX_CHARS)),
+            emit_cache_creation=_env_flag("LLMTRACE_CACHE_CREATION_ATTRIBUTE", True),
+            prices=PriceTable.load(pricing),
+        )
+        self._applied: list[tuple[Patch, Any]] = []
+        self._active = True
+        for sdk in _adapters():
+            # Runs now if the SDK is already imported, else when it is; hooks cannot be removed, so they check.
+            if sdk not in _hooked:
+                _hooked.add(sdk)
+                wrapt.register_post_import_hook(_on_import, sdk)
+            elif _is_imported(sdk):
+                self._patch(sdk)
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        with self._lock:
+            self._active = False
+            for patch, handle in reversed(getattr(self, "_applied", [])):
+                target, _, attr = patch.name.rpartition(".")
+                module = __import__(patch.module, fromlist=["_"])
+                owner = _resolve(module, target)
+                wrapt.unwrap_object(owner, attr, handle, missing_ok=True)
+            self._applied = []
+
+    def _patch(self, sdk: str) -> None:
+        with self._lock:
+            if not getattr(self, "_active", False) or any(p.module.startswith(sdk) for p, _ in self._applied):
+                return
+            adapter: Adapter = _adapters()[sdk]()
+            sync_call, async_call = call_wrappers(adapter, self._telemetry)
+            wrappers = {"call": sync_call, "async_call": async_call, "helper_close": helper_close_wrapper,
+                        "async_helper_close": async_helper_close_wrapper}
+            for patch in adapter.patches:
+                try:
+                    handle = wrapt.wrap_function_wrapper(patch.module, patch.name, wrappers[patch.wrap])
+                except (ImportError, AttributeError) as exc:  # an SDK version without this target
+                    log.warning("llmtrace could not patch %s.%s: %s", patch.module, patch.name, exc)
+                    continue
+                self._applied.append((patch, handle))
+
+
+_hooked: set[str] = set()  # SDK names with a post-import hook registered (once per process)
+
+
+def _on_import(module: Any) -> None:
+    LLMTraceInstrumentor()._patch(module.__name__)  # a no-op unless instrumented (checked under the lock)
+
+
+def _is_imported(name: str) -> bool:
+    import sys
+
+    return name in sys.modules
+
+
+def _resolve(obj: Any, dotted: str) -> Any:
+    for part in filter(None, dotted.split(".")):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _default_providers(tracer_provider: Any, meter_provider: Any) -> tuple[Any, Any]:
+    """The app's providers, or OTLP exporters from the standard OTEL_* variables when it configured none."""
+    from opentelemetry import metrics, trace
+
+    if tracer_provider is None and _is_proxy(trace.get_tracer_provider()):
+        tracer_provider = _otlp_tracer_provider()
+        trace.set_tracer_provider(tracer_provider)
+    if meter_provider is None and _is_proxy(metrics.get_meter_provider()):
+        meter_provider = _otlp_meter_provider()
+        metrics.set_meter_provider(meter_provider)
+    return tracer_provider, meter_provider
+
+
+def _is_proxy(provider: Any) -> bool:
+    return type(provider).__name__ in ("ProxyTracerProvider", "_ProxyMeterProvider", "NoOpTracerProvider",
+                                       "NoOpMeterProvider")
+
+
+def _grpc() -> bool:
+    return os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf").strip().lower() == "grpc"
+
+
+def _otlp_tracer_provider() -> Any:
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    if _grpc():
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    else:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    provider = TracerProvider(resource=Resource.create())
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    return provider
+
+
+def _otlp_meter_provider() -> Any:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+    from opentelemetry.sdk.resources import Resource
+
+    if _grpc():
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+    else:
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+    return MeterProvider(resource=Resource.create(), metric_readers=[PeriodicExportingMetricReader(OTLPMetricExporter())])

@@ -1,0 +1,111 @@
+"""CallRecord: everything llmtrace learns about one call, and the single place where the call ends."""
+
+from __future__ import annotations
+
+from time import perf_counter
+from typing import TYPE_CHECKING, Any, Callable, Literal
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span
+
+    from ._cache import CacheIntent
+    from ._telemetry import Telemetry
+
+End = Literal["drained", "closed", "failed", "collected"]  # how reading stopped
+EventReader = Callable[["CallRecord", Any], None]  # reads one stream event, or one complete response
+
+
+class CallRecord:
+    """State of one call. The per-chunk methods do arithmetic only; `end()` runs once and never raises."""
+
+    __slots__ = (
+        "telemetry", "span", "read", "read_final", "provider", "operation", "request_model", "server_address", "server_port",
+        "stream", "request", "cache", "capture", "capture_room",
+        "start", "first_chunk", "first_token", "last", "chunks", "max_gap",
+        "response_id", "response_model", "finish_reason", "terminal", "provider_error", "out_chars",
+        "usage_seen", "output_final", "input_tokens", "output_tokens", "cache_read", "cache_write",
+        "cache_write_1h", "reasoning_tokens", "provider_miss_reason",
+        "outcome", "error", "_ended",
+    )
+
+    def __init__(self, telemetry: Telemetry, span: Span, read: EventReader, read_final: EventReader, *, provider: str, operation: str,
+                 request_model: str | None, server_address: str | None, server_port: int | None, stream: bool,
+                 request: Any, cache: CacheIntent | None) -> None:
+        self.telemetry = telemetry
+        self.span = span
+        self.read = read
+        self.read_final = read_final
+        self.provider = provider
+        self.operation = operation
+        self.request_model = request_model
+        self.server_address = server_address
+        self.server_port = server_port
+        self.stream = stream
+        self.request = request  # the request body, kept until the end for estimates and cache diagnosis
+        self.cache = cache
+        self.capture: list[str] | None = None  # output text, only when content capture is on
+        self.capture_room = 0
+        self.start = perf_counter()
+        self.first_chunk = self.first_token = self.last = self.max_gap = 0.0
+        self.chunks = 0
+        self.response_id: str | None = None
+        self.response_model: str | None = None
+        self.finish_reason: str | None = None
+        self.terminal = False
+        self.provider_error: str | None = None  # an error the stream reported without raising (Responses `error`)
+        self.out_chars = 0
+        self.usage_seen = False
+        self.output_final = False  # output_tokens is the provider's final number, not a placeholder
+        self.input_tokens = self.output_tokens = self.cache_read = self.cache_write = 0
+        self.cache_write_1h = self.reasoning_tokens = 0
+        self.provider_miss_reason: str | None = None
+        self.outcome: str | None = None
+        self.error: BaseException | None = None
+        self._ended = False
+
+    def chunk(self, event: Any) -> None:
+        """One item from the SDK's raw stream: time it, count it, let the adapter read it."""
+        now = perf_counter()
+        if self.chunks:
+            gap = now - self.last
+            if gap > self.max_gap:
+                self.max_gap = gap
+        else:
+            self.first_chunk = now
+        self.last = now
+        self.chunks += 1
+        self.read(self, event)
+
+    def content(self) -> None:
+        """The current chunk carries generated content (text, tool input, thinking, refusal)."""
+        if not self.first_token:
+            self.first_token = self.last
+
+    def captured(self, text: str) -> None:
+        """Output text, kept only with content capture on, and then only up to the cap."""
+        if self.capture_room > 0:
+            self.capture.append(text[: self.capture_room])  # type: ignore[union-attr]
+            self.capture_room -= len(text)
+
+    def end(self, how: End, error: BaseException | None = None) -> None:
+        if self._ended:  # drain, close(), __exit__ and GC can all report the same end
+            return
+        self._ended = True
+        end_time = perf_counter()
+        if how == "failed" and error is not None and _is_failure(error):
+            self.outcome, self.error = "error", error
+        elif self.provider_error is not None:
+            self.outcome = "error"
+        elif self.terminal or not self.stream:
+            self.outcome = "completed"
+        elif how == "drained":
+            self.outcome, self.provider_error = "error", "stream_truncated"  # ended without its terminal event
+        else:
+            self.outcome = "abandoned"
+        self.telemetry.finish(self, end_time)
+
+
+def _is_failure(error: BaseException) -> bool:
+    # A consumer that stops reading (GeneratorExit, task cancellation, Ctrl-C: all BaseException only)
+    # abandons the stream; it did not fail.
+    return isinstance(error, Exception)

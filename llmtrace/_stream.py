@@ -1,0 +1,260 @@
+"""The engine's shells: transparent proxies around what the SDKs return, and the call wrappers.
+
+Everything that decides what a call *was* lives in `CallRecord`; these classes only report to it.
+The sync and async shells differ in `next` against `await anext`, and nothing else.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable
+
+import wrapt
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+
+if TYPE_CHECKING:
+    from ._record import CallRecord
+    from .providers import Adapter
+    from ._telemetry import Telemetry
+
+
+class TracedStream(wrapt.BaseObjectProxy):
+    """A sync SDK stream (`anthropic.Stream`, `openai.Stream`); `isinstance` and every attribute pass through."""
+
+    def __init__(self, stream: Any, record: CallRecord) -> None:
+        super().__init__(stream)
+        self._self_next = stream.__next__  # `_self_` keeps state on the proxy (wrapt rule)
+        self._self_record = record
+
+    def __iter__(self) -> TracedStream:
+        return self
+
+    def __next__(self) -> Any:
+        try:
+            event = self._self_next()
+        except StopIteration:
+            self._self_record.end("drained")
+            raise
+        except BaseException as exc:  # end() decides whether a stop is an error or an abandon
+            self._self_record.end("failed", exc)
+            raise
+        try:
+            self._self_record.chunk(event)
+        except Exception as exc:  # a reader bug or an event of an unexpected shape: the app gets its event
+            self._self_record.telemetry.reader_failed(self._self_record, exc)
+        return event
+
+    def __enter__(self) -> TracedStream:
+        self.__wrapped__.__enter__()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> Any:
+        try:
+            return self.__wrapped__.__exit__(*exc_info)
+        finally:
+            self._self_record.end("closed")
+
+    def close(self) -> None:
+        try:
+            self.__wrapped__.close()
+        finally:
+            self._self_record.end("closed")
+
+    def _llmtrace_closed(self) -> None:
+        """A helper closed the HTTP response directly, bypassing `close()` (openai ChatCompletionStream)."""
+        self._self_record.end("closed")
+
+    def __del__(self) -> None:
+        record = getattr(self, "_self_record", None)
+        if record is not None:
+            record.end("collected")
+
+
+class AsyncTracedStream(wrapt.BaseObjectProxy):
+    """An async SDK stream (`anthropic.AsyncStream`, `openai.AsyncStream`)."""
+
+    def __init__(self, stream: Any, record: CallRecord) -> None:
+        super().__init__(stream)
+        self._self_next = stream.__anext__
+        self._self_record = record
+
+    def __aiter__(self) -> AsyncTracedStream:
+        return self
+
+    async def __anext__(self) -> Any:
+        try:
+            event = await self._self_next()
+        except StopAsyncIteration:
+            self._self_record.end("drained")
+            raise
+        except BaseException as exc:
+            self._self_record.end("failed", exc)
+            raise
+        try:
+            self._self_record.chunk(event)
+        except Exception as exc:
+            self._self_record.telemetry.reader_failed(self._self_record, exc)
+        return event
+
+    async def __aenter__(self) -> AsyncTracedStream:
+        await self.__wrapped__.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> Any:
+        try:
+            return await self.__wrapped__.__aexit__(*exc_info)
+        finally:
+            self._self_record.end("closed")
+
+    async def close(self) -> None:
+        try:
+            await self.__wrapped__.close()
+        finally:
+            self._self_record.end("closed")
+
+    def _llmtrace_closed(self) -> None:
+        self._self_record.end("closed")
+
+    def __del__(self) -> None:
+        record = getattr(self, "_self_record", None)
+        if record is not None:
+            record.end("collected")
+
+
+class TracedResponse(wrapt.BaseObjectProxy):
+    """`with_raw_response` / `with_streaming_response` results: the stream or message exists once parsed."""
+
+    def __init__(self, response: Any, record: CallRecord, adapter: Adapter) -> None:
+        super().__init__(response)
+        self._self_record = record
+        self._self_adapter = adapter
+        self._self_parsed: Any = _UNSET
+
+    def parse(self, *args: Any, **kwargs: Any) -> Any:
+        result = self.__wrapped__.parse(*args, **kwargs)
+        return _observe_parsed(self, result)
+
+    def close(self) -> None:
+        try:
+            self.__wrapped__.close()
+        finally:
+            if self._self_parsed is _UNSET:
+                self._self_record.end("closed")
+
+    def __del__(self) -> None:
+        record = getattr(self, "_self_record", None)
+        if record is not None and getattr(self, "_self_parsed", None) is _UNSET:
+            record.end("collected")
+
+
+class AsyncTracedResponse(TracedResponse):
+    async def parse(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        result = await self.__wrapped__.parse(*args, **kwargs)
+        return _observe_parsed(self, result)
+
+    async def close(self) -> None:  # type: ignore[override]
+        try:
+            await self.__wrapped__.close()
+        finally:
+            if self._self_parsed is _UNSET:
+                self._self_record.end("closed")
+
+
+_UNSET = object()
+
+
+def _observe_parsed(response: TracedResponse, result: Any) -> Any:
+    # The SDK caches what parse() returns, so parsing again must give back the same proxy.
+    seen = response._self_parsed
+    if seen is _UNSET:
+        observed = observe(result, response._self_record, response._self_adapter)
+        response._self_parsed = (result, observed)
+        return observed
+    first, observed = seen
+    return observed if first is result else result  # `parse(to=OtherType)`: nothing more to learn
+
+
+def observe(result: Any, record: CallRecord, adapter: Adapter) -> Any:
+    """What the SDK returned: a stream gets a proxy, a raw response a parse hook, a message is read now."""
+    kind = adapter.result_kind(result)
+    if kind == "stream":
+        return TracedStream(result, record)
+    if kind == "async_stream":
+        return AsyncTracedStream(result, record)
+    if kind == "response":
+        return TracedResponse(result, record, adapter)
+    if kind == "async_response":
+        return AsyncTracedResponse(result, record, adapter)
+    try:
+        record.read_final(record, result)
+    except Exception as exc:
+        record.telemetry.reader_failed(record, exc)
+    record.end("drained")
+    return result
+
+
+def call_wrappers(adapter: Adapter, telemetry: Telemetry) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """The wrapt wrappers for the SDK's request method: (sync, async)."""
+
+    def start(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[CallRecord, tuple, dict] | None:
+        try:
+            return adapter.start(telemetry, instance, args, kwargs)
+        except Exception as exc:  # never let telemetry break the call: it goes out untraced
+            telemetry.warn_once("start", "llmtrace could not trace a call; it was sent untraced: %r", exc)
+            return None
+
+    def sync_call(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        started = start(instance, args, kwargs)
+        if started is None:
+            return wrapped(*args, **kwargs)
+        record, args, kwargs = started
+        token = otel_context.attach(trace.set_span_in_context(record.span))  # current only while sending
+        try:
+            result = wrapped(*args, **kwargs)
+        except BaseException as exc:
+            record.end("failed", exc)
+            raise
+        finally:
+            otel_context.detach(token)
+        return observe(result, record, adapter)
+
+    async def async_call(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...],
+                         kwargs: dict[str, Any]) -> Any:
+        started = start(instance, args, kwargs)
+        if started is None:
+            return await wrapped(*args, **kwargs)
+        record, args, kwargs = started
+        token = otel_context.attach(trace.set_span_in_context(record.span))
+        try:
+            result = await wrapped(*args, **kwargs)
+        except BaseException as exc:
+            record.end("failed", exc)
+            raise
+        finally:
+            otel_context.detach(token)
+        return observe(result, record, adapter)
+
+    return sync_call, async_call
+
+
+def helper_close_wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...],
+                         kwargs: dict[str, Any]) -> Any:
+    """For SDK helpers whose close() closes the HTTP response without telling the raw stream."""
+    try:
+        return wrapped(*args, **kwargs)
+    finally:
+        _notify_closed(instance)
+
+
+async def async_helper_close_wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...],
+                                     kwargs: dict[str, Any]) -> Any:
+    try:
+        return await wrapped(*args, **kwargs)
+    finally:
+        _notify_closed(instance)
+
+
+def _notify_closed(helper: Any) -> None:
+    raw = getattr(helper, "_raw_stream", None)
+    if type(raw) in (TracedStream, AsyncTracedStream):
+        raw._llmtrace_closed()

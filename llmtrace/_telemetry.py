@@ -1,0 +1,268 @@
+"""Telemetry: turns a finished CallRecord into span attributes and metric points, once, without ever raising."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry.metrics import MeterProvider
+from opentelemetry.trace import SpanKind, Status, StatusCode, TracerProvider
+
+from . import _cache
+from . import _semconv as sc
+from ._metrics import Instruments
+from ._pricing import Cost, PriceTable
+from ._tokens import CHARS_PER_TOKEN, count_tokens
+from ._version import __version__
+
+if TYPE_CHECKING:
+    from ._record import CallRecord, EventReader
+
+log = logging.getLogger("llmtrace")
+
+DEFAULT_CAPTURE_MAX_CHARS = 16_384  # per captured attribute; a span carries at most three
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What is recorded as metrics for one call."""
+
+    provider: str
+    model: str
+    operation: str
+    server_address: str | None
+    duration: float
+    error_type: str | None
+    stream_outcome: str
+    time_to_first_chunk: float | None
+    chunks: int | None
+    provider_usage: bool
+    input_tokens: int
+    output_tokens: int
+    cache_read: int
+    cache_write: int
+    cache_outcome: str | None
+    miss_reason: str | None
+    cost: Cost | None
+
+
+class Telemetry:
+    """One per `instrument()`: the tracer, instruments, prices and prefix memory that every call reports to."""
+
+    def __init__(self, tracer_provider: TracerProvider | None, meter_provider: MeterProvider | None, *,
+                 capture_content: bool, prices: PriceTable, capture_max_chars: int = DEFAULT_CAPTURE_MAX_CHARS,
+                 emit_cache_creation: bool = True) -> None:
+        from opentelemetry import metrics, trace
+
+        self.tracer = trace.get_tracer(sc.INSTRUMENTATION_SCOPE, __version__, tracer_provider=tracer_provider)
+        meter = metrics.get_meter(sc.INSTRUMENTATION_SCOPE, __version__, meter_provider=meter_provider)
+        self.instruments = Instruments(meter)
+        self.capture_content = capture_content
+        self.capture_max_chars = capture_max_chars
+        self.emit_cache_creation = emit_cache_creation
+        self.prices = prices
+        self.prefixes = _cache.PrefixMemory()
+        self._warned: set[str] = set()
+        self._warned_lock = threading.Lock()
+
+    # --- logging: a failing exporter or an odd event must not flood the app's logs ---
+    def warn_once(self, key: str, message: str, *args: Any) -> None:
+        with self._warned_lock:
+            if key in self._warned:
+                return
+            self._warned.add(key)
+        log.warning(message, *args)
+
+    def reader_failed(self, record: CallRecord, exc: Exception) -> None:
+        record.read = _skip_event  # the rest of this stream passes through unread
+        self.warn_once(f"reader:{record.provider}:{type(exc).__name__}",
+                       "llmtrace could not read a %s stream event (%r); the app is unaffected, and this "
+                       "call's telemetry may be incomplete", record.provider, exc)
+
+    # --- the call ---
+    def start(self, read: EventReader, read_final: EventReader, *, provider: str, operation: str, model: str | None, stream: bool,
+              server_address: str | None, server_port: int | None, request: Any,
+              cache: _cache.CacheIntent | None, attributes: dict[str, Any]) -> CallRecord:
+        from ._record import CallRecord
+
+        attrs: dict[str, Any] = {sc.OPERATION_NAME: operation, sc.PROVIDER_NAME: provider, sc.REQUEST_STREAM: stream}
+        if model:
+            attrs[sc.REQUEST_MODEL] = model
+        if server_address:
+            attrs[sc.SERVER_ADDRESS] = server_address
+        if server_port:
+            attrs[sc.SERVER_PORT] = server_port
+        attrs.update(attributes)
+        if self.capture_content:
+            self._capture_request(attrs, request)
+        span = self.tracer.start_span(f"{operation} {model}" if model else operation, kind=SpanKind.CLIENT,
+                                      attributes=attrs)
+        record = CallRecord(self, span, read, read_final, provider=provider, operation=operation, request_model=model,
+                            server_address=server_address, server_port=server_port, stream=stream,
+                            request=request, cache=cache)
+        if self.capture_content:
+            record.capture, record.capture_room = [], self.capture_max_chars
+        return record
+
+    def finish(self, r: CallRecord, end_time: float) -> None:
+        try:
+            outcome = self._finish(r, end_time)
+        except Exception as exc:
+            self.warn_once(f"finish:{type(exc).__name__}", "llmtrace could not record a call: %r", exc)
+            _end_quietly(r.span)
+            return
+        finally:
+            r.request = None  # release the request body as soon as the call is over
+        try:
+            self.instruments.record(outcome)
+        except Exception as exc:
+            self.warn_once(f"metrics:{type(exc).__name__}", "llmtrace could not record metrics: %r", exc)
+
+    def _finish(self, r: CallRecord, end_time: float) -> Outcome:
+        span = r.span
+        attrs: dict[str, Any] = {}
+        model = r.request_model or r.response_model or "unknown"
+        if not r.request_model and r.response_model:
+            span.update_name(f"{r.operation} {r.response_model}")
+        if r.response_id:
+            attrs[sc.RESPONSE_ID] = r.response_id
+        if r.response_model:
+            attrs[sc.RESPONSE_MODEL] = r.response_model
+        if r.finish_reason:
+            attrs[sc.RESPONSE_FINISH_REASONS] = (r.finish_reason,)
+
+        # usage: the provider's numbers, or an estimate labelled as one
+        provider_usage = r.usage_seen and (r.output_final or not r.stream)
+        got_response = r.chunks > 0 or (not r.stream and r.outcome == "completed")
+        if r.usage_seen or got_response:
+            input_tokens, output_tokens = r.input_tokens, r.output_tokens
+            if not r.usage_seen:
+                input_tokens = _estimate_prompt_tokens(r.request)
+            if not provider_usage:
+                output_tokens = -(-r.out_chars // CHARS_PER_TOKEN)
+            attrs[sc.USAGE_INPUT_TOKENS] = input_tokens
+            attrs[sc.USAGE_OUTPUT_TOKENS] = output_tokens
+            attrs[sc.USAGE_SOURCE] = "provider" if provider_usage else "estimated"
+            if r.reasoning_tokens:
+                attrs[sc.USAGE_REASONING_OUTPUT_TOKENS] = r.reasoning_tokens
+
+        cache_outcome = miss_reason = None
+        cost = None
+        if r.usage_seen:  # cache numbers exist only when the provider reported them (0 is a fact, kept)
+            attrs[sc.USAGE_CACHE_READ_INPUT_TOKENS] = r.cache_read
+            attrs[sc.USAGE_CACHE_WRITE_INPUT_TOKENS] = r.cache_write
+            if self.emit_cache_creation:
+                attrs[sc.USAGE_CACHE_CREATION_INPUT_TOKENS] = r.cache_write
+            if r.input_tokens:
+                attrs[sc.CACHE_HIT_RATIO] = r.cache_read / r.input_tokens
+            cache_outcome = _cache.cache_outcome(r.cache_read, r.cache_write, r.cache is not None)
+            attrs[sc.CACHE_OUTCOME] = cache_outcome
+            miss_reason = self._miss_reason(r, cache_outcome)
+            if miss_reason:
+                attrs[sc.CACHE_MISS_REASON] = miss_reason
+            if r.cache is not None:
+                attrs[sc.CACHE_TTL] = r.cache.ttl
+            cost = self._cost(r)
+            if cost is not None:
+                attrs[sc.COST_USD] = cost.total
+                attrs[sc.CACHE_SAVINGS_USD] = cost.savings
+
+        ttfc = r.first_token - r.start if r.first_token else None
+        if r.stream:
+            attrs[sc.STREAM_CHUNKS] = r.chunks
+            if r.chunks:
+                attrs[sc.STREAM_TIME_TO_FIRST_EVENT] = r.first_chunk - r.start
+                attrs[sc.STREAM_MAX_CHUNK_GAP] = r.max_gap
+            if ttfc is not None:
+                attrs[sc.RESPONSE_TIME_TO_FIRST_CHUNK] = ttfc
+        attrs[sc.STREAM_OUTCOME] = r.outcome
+        if r.capture is not None:
+            text = "".join(r.capture)
+            attrs[sc.OUTPUT_MESSAGES] = text if r.capture_room >= 0 else text + "…[truncated]"
+
+        error_type = None
+        if r.outcome == "error":
+            error_type = r.provider_error or _error_type(r.error)
+            attrs[sc.ERROR_TYPE] = error_type
+            span.set_status(Status(StatusCode.ERROR, str(r.error) if r.error is not None else error_type))
+        span.set_attributes(attrs)
+        span.end()
+        return Outcome(
+            provider=r.provider, model=model, operation=r.operation, server_address=r.server_address,
+            duration=end_time - r.start, error_type=error_type, stream_outcome=r.outcome or "error",
+            time_to_first_chunk=ttfc if r.stream else None, chunks=r.chunks if r.stream else None,
+            provider_usage=provider_usage, input_tokens=r.input_tokens, output_tokens=r.output_tokens,
+            cache_read=r.cache_read, cache_write=r.cache_write, cache_outcome=cache_outcome,
+            miss_reason=miss_reason, cost=cost if provider_usage else None,
+        )
+
+    def _miss_reason(self, r: CallRecord, cache_outcome: str) -> str | None:
+        if r.cache is None:
+            return None
+        # Remember every cacheable prefix, hits included: a later miss is explained against it.
+        reason = self.prefixes.observe(r.cache, cache_outcome, time.monotonic())
+        if cache_outcome not in ("write", "miss"):
+            return None
+        if r.provider_miss_reason:
+            return r.provider_miss_reason
+        if cache_outcome == "miss" and _cache.below_minimum(r.cache):
+            return "below_minimum"
+        return reason
+
+    def _cost(self, r: CallRecord) -> Cost | None:
+        model = r.response_model if r.response_model and self.prices.lookup(r.response_model) else r.request_model
+        if not model:
+            return None
+        return self.prices.cost(model, input_tokens=r.input_tokens, output_tokens=r.output_tokens,
+                                cache_read=r.cache_read, cache_write=r.cache_write, cache_write_1h=r.cache_write_1h)
+
+    def _capture_request(self, attrs: dict[str, Any], request: Any) -> None:
+        if not isinstance(request, dict):
+            return
+        messages = request.get("messages", request.get("input", request.get("prompt")))
+        system = request.get("system", request.get("instructions"))
+        if messages is not None:
+            attrs[sc.INPUT_MESSAGES] = _capped(_json(messages), self.capture_max_chars)
+        if isinstance(system, (str, list)):
+            attrs[sc.SYSTEM_INSTRUCTIONS] = _capped(_json(system), self.capture_max_chars)
+
+
+def _skip_event(record: CallRecord, event: Any) -> None:
+    pass
+
+
+def _end_quietly(span: Any) -> None:
+    try:
+        span.end()
+    except Exception:
+        pass  # already reported by warn_once in finish(); a broken span processor must not reach the app
+
+
+def _error_type(error: BaseException | None) -> str:
+    provider_type = getattr(error, "type", None)  # anthropic/openai APIError carry the provider's error type
+    if isinstance(provider_type, str) and provider_type:
+        return provider_type
+    return type(error).__name__ if error is not None else "error"
+
+
+def _estimate_prompt_tokens(request: Any) -> int:
+    if not isinstance(request, dict):
+        return 0
+    parts = [request.get(k) for k in ("system", "instructions", "tools", "messages", "input", "prompt")]
+    return sum(count_tokens(t) for p in parts if p is not None for t in _cache.texts(p))
+
+
+def _json(value: Any) -> str:
+    try:
+        return json.dumps(value, default=str, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _capped(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + "…[truncated]"
+

@@ -1,0 +1,74 @@
+"""Provider adapters: what to patch in each SDK, and how to read its requests, events and results.
+
+An adapter holds no lifecycle code: starting, timing, ending and recording live in the engine.
+Both SDKs send every API call through their client's `request()` method, so one patch per client
+class sees every entry point (`create`, the `.stream()` helpers, tool runners and threads, raw and
+streaming responses, Bedrock/Vertex/Azure clients, clients made before `instrument()` and resources
+bound before it), once per call, with retries inside it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+if TYPE_CHECKING:
+    from .._record import CallRecord
+    from .._telemetry import Telemetry
+
+Wrap = Literal["call", "async_call", "helper_close", "async_helper_close"]
+ResultKind = Literal["stream", "async_stream", "response", "async_response"] | None
+
+
+@dataclass(frozen=True)
+class Patch:
+    module: str
+    name: str  # dotted path inside the module, e.g. "SyncAPIClient.request"
+    wrap: Wrap
+
+
+class Adapter(Protocol):
+    sdk: str  # the module whose import triggers the patches
+    patches: tuple[Patch, ...]
+
+    def start(self, telemetry: Telemetry, instance: Any, args: tuple[Any, ...],
+              kwargs: dict[str, Any]) -> tuple[CallRecord, tuple[Any, ...], dict[str, Any]] | None:
+        """A record for an LLM call (and the arguments to send it with), or None for any other request."""
+
+    def result_kind(self, result: Any) -> ResultKind: ...
+
+
+def request_options(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    # `request(self, cast_to, options, *, stream=False, stream_cls=None)` in both SDKs
+    return args[1] if len(args) > 1 else kwargs.get("options")
+
+
+def server_of(client: Any) -> tuple[str | None, int | None]:
+    url = getattr(client, "base_url", None)
+    host = getattr(url, "host", None) or None
+    if host is None:
+        return None, None
+    port = url.port or {"https": 443, "http": 80}.get(url.scheme)
+    return host, port
+
+
+class KindCache:
+    """`result_kind` by type, computed once per result class."""
+
+    def __init__(self, kinds: tuple[tuple[type, str], ...]) -> None:
+        self._kinds = kinds
+        self._by_type: dict[type, ResultKind] = {}
+
+    def __call__(self, result: Any) -> ResultKind:
+        cls = type(result)
+        try:
+            return self._by_type[cls]
+        except KeyError:
+            kind = next((k for base, k in self._kinds if issubclass(cls, base)), None)
+            self._by_type[cls] = kind  # type: ignore[assignment]
+            return kind  # type: ignore[return-value]
+
+
+def given(value: Any, kind: type | tuple[type, ...]) -> Any:
+    """`value` if it is of `kind`; None for the SDKs' NotGiven/Omit placeholders and anything else."""
+    return value if isinstance(value, kind) else None

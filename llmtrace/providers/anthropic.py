@@ -1,0 +1,203 @@
+"""Anthropic Messages API (first-party, Bedrock, Vertex; stable and beta)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import propagate, trace
+
+from .. import _semconv as sc
+from .._cache import CacheIntent
+from . import KindCache, Patch, given, request_options, server_of
+
+if TYPE_CHECKING:
+    from .._record import CallRecord
+    from .._telemetry import Telemetry
+
+MESSAGES_PATHS = frozenset({"/v1/messages", "/v1/messages?beta=true"})
+TTL_SECONDS = {"5m": 300.0, "1h": 3600.0}
+
+
+class AnthropicAdapter:
+    sdk = "anthropic"
+    patches = (
+        Patch("anthropic._base_client", "SyncAPIClient.request", "call"),
+        Patch("anthropic._base_client", "AsyncAPIClient.request", "async_call"),
+    )
+
+    def __init__(self) -> None:
+        self._providers: dict[type, str] = {}
+        self.result_kind = _result_kinds()
+
+    def start(self, telemetry: Telemetry, instance: Any, args: tuple[Any, ...],
+              kwargs: dict[str, Any]) -> tuple[CallRecord, tuple[Any, ...], dict[str, Any]] | None:
+        options = request_options(args, kwargs)
+        if options is None or options.url not in MESSAGES_PATHS or options.method.lower() != "post":
+            return None
+        body = options.json_data if isinstance(options.json_data, dict) else {}
+        model = given(body.get("model"), str)
+        stream = bool(kwargs.get("stream", False))
+        address, port = server_of(instance)
+        attributes = {}
+        if (max_tokens := given(body.get("max_tokens"), int)) is not None:
+            attributes[sc.REQUEST_MAX_TOKENS] = max_tokens
+        if (temperature := given(body.get("temperature"), (int, float))) is not None:
+            attributes[sc.REQUEST_TEMPERATURE] = temperature
+        record = telemetry.start(
+            read_event, read_message, provider=self._provider(instance), operation="chat", model=model, stream=stream,
+            server_address=address, server_port=port, request=body, cache=cache_intent(body, model),
+            attributes=attributes)
+        if options.span_name:
+            args, kwargs = _without_native_span(instance, options, record, args, kwargs)
+        return record, args, kwargs
+
+    def _provider(self, client: Any) -> str:
+        cls = type(client)
+        provider = self._providers.get(cls)
+        if provider is None:
+            name = cls.__name__
+            provider = ("aws.bedrock" if "Bedrock" in name or "AWS" in name
+                        else "gcp.vertex_ai" if "Vertex" in name or "GoogleCloud" in name else "anthropic")
+            self._providers[cls] = provider
+        return provider
+
+
+def read_message(record: CallRecord, message: Any) -> None:
+    record.response_id = message.id
+    record.response_model = message.model
+    record.finish_reason = message.stop_reason
+    read_usage(record, message.usage)
+    record.output_final = True
+    _read_diagnostics(record, message)
+    if record.capture is not None:
+        for block in message.content or ():
+            if getattr(block, "type", None) == "text":
+                record.captured(block.text)
+
+
+def read_event(r: CallRecord, event: Any) -> None:
+    kind = event.type  # dispatch on the string: anthropic builds unknown events with a foreign `type`
+    if kind == "content_block_delta":
+        delta = event.delta
+        dtype = delta.type
+        if dtype == "text_delta":
+            r.out_chars += len(delta.text)
+            if r.capture is not None:
+                r.captured(delta.text)
+        elif dtype == "input_json_delta":
+            r.out_chars += len(delta.partial_json)
+        elif dtype == "thinking_delta":
+            r.out_chars += len(delta.thinking)
+        elif dtype == "signature_delta":
+            return  # a signature is not generated content
+        r.content()
+    elif kind == "message_delta":
+        r.finish_reason = event.delta.stop_reason
+        usage = event.usage
+        # Cumulative totals: assign, never add. Input and cache fields are optional here.
+        uncached = usage.input_tokens
+        if uncached is None:
+            uncached = r.input_tokens - r.cache_read - r.cache_write
+        if usage.cache_read_input_tokens is not None:
+            r.cache_read = usage.cache_read_input_tokens
+        if usage.cache_creation_input_tokens is not None:
+            r.cache_write = usage.cache_creation_input_tokens
+            r.cache_write_1h = min(r.cache_write_1h, r.cache_write)
+        r.input_tokens = uncached + r.cache_read + r.cache_write
+        r.output_tokens = usage.output_tokens
+        r.output_final = r.usage_seen = True
+        details = getattr(usage, "output_tokens_details", None)
+        if details is not None and details.thinking_tokens:
+            r.reasoning_tokens = details.thinking_tokens
+    elif kind == "message_start":
+        message = event.message
+        r.response_id = message.id
+        r.response_model = message.model
+        if message.usage is not None:
+            read_usage(r, message.usage)  # anthropic 2.12: output_tokens here is a placeholder
+        _read_diagnostics(r, message)
+    elif kind == "message_stop":
+        r.terminal = True
+
+
+def read_usage(r: CallRecord, usage: Any) -> None:
+    r.cache_read = usage.cache_read_input_tokens or 0
+    r.cache_write = usage.cache_creation_input_tokens or 0
+    breakdown = usage.cache_creation
+    r.cache_write_1h = (breakdown.ephemeral_1h_input_tokens or 0) if breakdown is not None else 0
+    r.input_tokens = (usage.input_tokens or 0) + r.cache_read + r.cache_write
+    r.output_tokens = usage.output_tokens or 0
+    r.usage_seen = True
+    details = getattr(usage, "output_tokens_details", None)
+    if details is not None and details.thinking_tokens:
+        r.reasoning_tokens = details.thinking_tokens
+
+
+def _read_diagnostics(r: CallRecord, message: Any) -> None:
+    # The provider's own cache diagnosis, present when the request asked for it (`diagnostics=`).
+    diagnostics = getattr(message, "diagnostics", None)
+    reason = getattr(diagnostics, "cache_miss_reason", None)
+    if reason is not None:
+        r.provider_miss_reason = getattr(reason, "type", None) or str(reason)
+
+
+def cache_intent(body: dict[str, Any], model: str | None) -> CacheIntent | None:
+    """The cacheable prefix a request marked (block-level or top-level `cache_control`), or None."""
+    ttls: list[str] = []
+    top = given(body.get("cache_control"), dict)
+    if top is not None:
+        ttls.append(top.get("ttl", "5m"))
+    tools = given(body.get("tools"), list)
+    system = body.get("system")
+    messages = given(body.get("messages"), list) or []
+    for block in tools or ():
+        _collect_ttl(block, ttls)
+    for block in given(system, list) or ():
+        _collect_ttl(block, ttls)
+    last_breakpoint = len(messages) - 1 if top is not None else -1
+    for i, message in enumerate(messages):
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, list):
+            before = len(ttls)
+            for block in content:
+                _collect_ttl(block, ttls)
+            if len(ttls) > before:
+                last_breakpoint = max(last_breakpoint, i)
+    if not ttls:
+        return None
+    ttl = max(TTL_SECONDS.get(t, 300.0) for t in ttls)
+    return CacheIntent(model or "", tools, given(system, (str, list)), messages[: last_breakpoint + 1], ttl)
+
+
+def _collect_ttl(block: Any, ttls: list[str]) -> None:
+    control = block.get("cache_control") if isinstance(block, dict) else None
+    if isinstance(control, dict):
+        ttls.append(control.get("ttl", "5m"))
+
+
+def _without_native_span(instance: Any, options: Any, record: CallRecord, args: tuple[Any, ...],
+                         kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """anthropic >= 2.10 traces its own calls: keep one GenAI span per call (ours), and its propagation."""
+    settings = instance.open_telemetry
+    if not settings["traces"]["enabled"]:
+        return args, kwargs
+    update: dict[str, Any] = {"span_name": None}  # the SDK starts no span for a request without a span name
+    if settings["propagation"]:
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier, context=trace.set_span_in_context(record.span))
+        if carrier:
+            headers = options.headers if isinstance(options.headers, dict) else {}
+            update["headers"] = {**headers, **carrier}
+    options = options.model_copy(update=update)
+    if len(args) > 1:
+        return (args[0], options, *args[2:]), kwargs
+    return args, {**kwargs, "options": options}
+
+
+def _result_kinds() -> KindCache:
+    import anthropic
+    from anthropic._response import APIResponse, AsyncAPIResponse
+
+    return KindCache(((anthropic.Stream, "stream"), (anthropic.AsyncStream, "async_stream"),
+                      (APIResponse, "response"), (AsyncAPIResponse, "async_response")))
+

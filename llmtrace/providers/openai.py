@@ -1,0 +1,264 @@
+"""OpenAI Chat Completions, Responses and legacy Completions (OpenAI, Azure, any compatible `base_url`)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable
+
+from .. import _semconv as sc
+from .._cache import CacheIntent
+from .._tokens import CHARS_PER_TOKEN
+from . import KindCache, Patch, given, request_options, server_of
+
+if TYPE_CHECKING:
+    from .._record import CallRecord
+    from .._telemetry import Telemetry
+
+# OpenAI caches prompt prefixes of 1024 tokens or more by itself; kept 5-10 minutes idle (24 h on request).
+AUTO_CACHE_MIN_TOKENS = 1024
+DEFAULT_TTL = 600.0
+RETENTION_TTL = {"24h": 86400.0, "in_memory": DEFAULT_TTL}
+RESPONSES_CONTENT_DELTAS = frozenset({
+    "response.output_text.delta", "response.function_call_arguments.delta", "response.refusal.delta",
+    "response.reasoning_text.delta", "response.reasoning_summary_text.delta", "response.custom_tool_call_input.delta",
+    "response.audio.transcript.delta",
+})
+RESPONSES_TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
+
+
+class OpenAIAdapter:
+    sdk = "openai"
+    patches = (
+        Patch("openai._base_client", "SyncAPIClient.request", "call"),
+        Patch("openai._base_client", "AsyncAPIClient.request", "async_call"),
+        # These helpers close the HTTP response directly, never telling the raw stream (openai 3.54).
+        Patch("openai.lib.streaming.chat._completions", "ChatCompletionStream.close", "helper_close"),
+        Patch("openai.lib.streaming.chat._completions", "AsyncChatCompletionStream.close", "async_helper_close"),
+        Patch("openai.lib.streaming.responses._responses", "ResponseStream.close", "helper_close"),
+        Patch("openai.lib.streaming.responses._responses", "AsyncResponseStream.close", "async_helper_close"),
+    )
+
+    def __init__(self) -> None:
+        self._providers: dict[type, str] = {}
+        self.result_kind = _result_kinds()
+
+    def start(self, telemetry: Telemetry, instance: Any, args: tuple[Any, ...],
+              kwargs: dict[str, Any]) -> tuple[CallRecord, tuple[Any, ...], dict[str, Any]] | None:
+        options = request_options(args, kwargs)
+        if options is None:
+            return None
+        stream = bool(kwargs.get("stream", False))
+        endpoint = _endpoint(options.method.lower(), options.url, stream)
+        if endpoint is None:
+            return None
+        operation, reader, result_reader = endpoint
+        body = options.json_data if isinstance(options.json_data, dict) else {}
+        model = given(body.get("model"), str)
+        address, port = server_of(instance)
+        attributes = {}
+        max_tokens = given(body.get("max_completion_tokens", body.get("max_output_tokens", body.get("max_tokens"))), int)
+        if max_tokens is not None:
+            attributes[sc.REQUEST_MAX_TOKENS] = max_tokens
+        if (temperature := given(body.get("temperature"), (int, float))) is not None:
+            attributes[sc.REQUEST_TEMPERATURE] = temperature
+        record = telemetry.start(
+            reader, result_reader, provider=self._provider(instance), operation=operation, model=model, stream=stream,
+            server_address=address, server_port=port, request=body, cache=cache_intent(body, model),
+            attributes=attributes)
+        return record, args, kwargs
+
+    def _provider(self, client: Any) -> str:
+        cls = type(client)
+        provider = self._providers.get(cls)
+        if provider is None:
+            provider = "azure.ai.openai" if "Azure" in cls.__name__ else "openai"
+            self._providers[cls] = provider
+        return provider
+
+
+# --- Chat Completions ---
+def read_chat_chunk(r: CallRecord, chunk: Any) -> None:
+    choices = chunk.choices
+    if choices:  # empty on the usage chunk and on Azure content-filter chunks
+        choice = choices[0]
+        delta = choice.delta
+        if delta is not None:
+            text = delta.content
+            if text:
+                r.out_chars += len(text)
+                r.content()
+                if r.capture is not None:
+                    r.captured(text)
+            elif delta.tool_calls or delta.refusal:
+                r.out_chars += _tool_call_chars(delta.tool_calls)
+                r.content()
+        if choice.finish_reason is not None:
+            r.finish_reason = choice.finish_reason
+            r.terminal = True
+    elif chunk.usage is not None:
+        _read_completion_usage(r, chunk.usage)
+    if r.response_id is None:
+        r.response_id = chunk.id
+        r.response_model = chunk.model
+
+
+def read_chat_completion(r: CallRecord, completion: Any) -> None:
+    r.response_id = completion.id
+    r.response_model = completion.model
+    if completion.choices:
+        choice = completion.choices[0]
+        r.finish_reason = choice.finish_reason
+        if r.capture is not None and choice.message is not None and choice.message.content:
+            r.captured(choice.message.content)
+    if completion.usage is not None:
+        _read_completion_usage(r, completion.usage)
+
+
+def _read_completion_usage(r: CallRecord, usage: Any) -> None:
+    r.input_tokens = usage.prompt_tokens or 0  # already includes cached tokens
+    r.output_tokens = usage.completion_tokens or 0
+    details = usage.prompt_tokens_details
+    if details is not None:
+        r.cache_read = details.cached_tokens or 0
+        r.cache_write = getattr(details, "cache_write_tokens", None) or 0
+    out_details = getattr(usage, "completion_tokens_details", None)
+    if out_details is not None and out_details.reasoning_tokens:
+        r.reasoning_tokens = out_details.reasoning_tokens
+    r.usage_seen = r.output_final = True
+
+
+def _tool_call_chars(tool_calls: Any) -> int:
+    if not tool_calls:
+        return 0
+    return sum(len(c.function.arguments or "") for c in tool_calls if c.function is not None)
+
+
+# --- legacy Completions ---
+def read_completion_chunk(r: CallRecord, chunk: Any) -> None:
+    if chunk.choices:
+        choice = chunk.choices[0]
+        if choice.text:
+            r.out_chars += len(choice.text)
+            r.content()
+            if r.capture is not None:
+                r.captured(choice.text)
+        if choice.finish_reason is not None:
+            r.finish_reason = choice.finish_reason
+            r.terminal = True
+    if chunk.usage is not None:
+        _read_completion_usage(r, chunk.usage)
+    if r.response_id is None:
+        r.response_id = chunk.id
+        r.response_model = chunk.model
+
+
+def read_completion(r: CallRecord, completion: Any) -> None:
+    r.response_id = completion.id
+    r.response_model = completion.model
+    if completion.choices:
+        r.finish_reason = completion.choices[0].finish_reason
+        if r.capture is not None:
+            r.captured(completion.choices[0].text or "")
+    if completion.usage is not None:
+        _read_completion_usage(r, completion.usage)
+
+
+# --- Responses ---
+def read_response_event(r: CallRecord, event: Any) -> None:
+    kind = event.type
+    if kind in RESPONSES_CONTENT_DELTAS:
+        delta = event.delta
+        if isinstance(delta, str):
+            r.out_chars += len(delta)
+            if r.capture is not None and kind == "response.output_text.delta":
+                r.captured(delta)
+        r.content()
+    elif kind in RESPONSES_TERMINAL:
+        r.terminal = True
+        read_response(r, event.response)
+    elif kind == "response.created":
+        r.response_id = event.response.id
+        r.response_model = event.response.model
+    elif kind == "error":  # yielded, not raised (openai 3.54)
+        r.provider_error = getattr(event, "code", None) or "error"
+
+
+def read_response(r: CallRecord, response: Any) -> None:
+    r.response_id = response.id
+    r.response_model = response.model
+    status = response.status
+    if status == "failed":
+        error = getattr(response, "error", None)
+        r.provider_error = getattr(error, "code", None) or "response_failed"
+    elif status == "incomplete":
+        details = getattr(response, "incomplete_details", None)
+        r.finish_reason = getattr(details, "reason", None) or "incomplete"
+    elif status:
+        r.finish_reason = status
+    usage = response.usage
+    if usage is not None:
+        r.input_tokens = usage.input_tokens or 0  # includes cached tokens
+        r.output_tokens = usage.output_tokens or 0
+        details = usage.input_tokens_details
+        if details is not None:
+            r.cache_read = details.cached_tokens or 0
+            r.cache_write = getattr(details, "cache_write_tokens", None) or 0
+        out_details = usage.output_tokens_details
+        if out_details is not None and out_details.reasoning_tokens:
+            r.reasoning_tokens = out_details.reasoning_tokens
+        r.usage_seen = r.output_final = True
+    if r.capture is not None and not r.stream:
+        r.captured(getattr(response, "output_text", "") or "")
+
+
+Reader = Callable[["CallRecord", Any], None]
+_ENDPOINTS: dict[str, tuple[str, Reader, Reader]] = {
+    "/chat/completions": ("chat", read_chat_chunk, read_chat_completion),
+    "/responses": ("chat", read_response_event, read_response),
+    "/completions": ("text_completion", read_completion_chunk, read_completion),
+}
+
+
+def _endpoint(method: str, url: str, stream: bool) -> tuple[str, Reader, Reader] | None:
+    path = url.partition("?")[0]
+    if method == "post":
+        return _ENDPOINTS.get(path)
+    if method == "get" and stream and path.startswith("/responses/"):  # responses.retrieve(stream=True)
+        return _ENDPOINTS["/responses"]
+    return None
+
+
+def cache_intent(body: dict[str, Any], model: str | None) -> CacheIntent | None:
+    """OpenAI caches on its own: caching counts as asked for with a `prompt_cache_key` or a long enough prompt."""
+    messages = given(body.get("messages"), list)
+    if messages is None:
+        raw_input = body.get("input")
+        messages = raw_input if isinstance(raw_input, list) else [raw_input] if isinstance(raw_input, str) else []
+    instructions = given(body.get("instructions"), str)
+    tools = given(body.get("tools"), list)
+    if given(body.get("prompt_cache_key"), str) is None and _prompt_chars(instructions, tools, messages) < (
+            AUTO_CACHE_MIN_TOKENS * CHARS_PER_TOKEN):
+        return None
+    leading = 0  # system/developer messages at the start play the part of Anthropic's `system`
+    while leading < len(messages) and isinstance(messages[leading], dict) and messages[leading].get("role") in (
+            "system", "developer"):
+        leading += 1
+    system = [instructions, *messages[:leading]] if instructions else messages[:leading]
+    prefix = messages[leading:-1]  # the last message is the new turn, never part of a reused prefix
+    retention = given(body.get("prompt_cache_retention"), str)
+    return CacheIntent(model or "", tools, system, prefix, RETENTION_TTL.get(retention or "", DEFAULT_TTL))
+
+
+def _prompt_chars(*parts: Any) -> int:
+    from .._cache import texts
+
+    return sum(len(t) for part in parts if part for t in texts(part))
+
+
+def _result_kinds() -> KindCache:
+    import openai
+    from openai._legacy_response import LegacyAPIResponse
+    from openai._response import APIResponse, AsyncAPIResponse
+
+    return KindCache(((openai.Stream, "stream"), (openai.AsyncStream, "async_stream"),
+                      (LegacyAPIResponse, "response"), (APIResponse, "response"),
+                      (AsyncAPIResponse, "async_response")))
