@@ -8,6 +8,7 @@ OpenAI and Anthropic both publish for English text. Callers label the result `es
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Callable
 from functools import lru_cache
 
@@ -18,6 +19,12 @@ CHARS_PER_TOKEN = 4
 
 @lru_cache(maxsize=1)
 def _encoder() -> tuple[str, Callable[[str], int]]:
+    with warnings.catch_warnings():  # a tokenizer's own deprecation warnings must not reach the app
+        warnings.simplefilter("ignore")
+        return _load_encoder()
+
+
+def _load_encoder() -> tuple[str, Callable[[str], int]]:
     try:
         import tiktoken
 

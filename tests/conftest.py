@@ -99,6 +99,8 @@ def make_anthropic(api: FakeAPI, is_async: bool = False, cls: Any = None, **kwar
         cls = cls or anthropic.Anthropic
         http = httpx2.Client(transport=httpx2.MockTransport(api.sync_handler))
     kwargs.setdefault("api_key", "test")
+    if kwargs["api_key"] is ...:  # platform clients take their own credentials
+        del kwargs["api_key"]
     kwargs.setdefault("base_url", "http://mock.local")
     return cls(http_client=http, max_retries=0, **kwargs)
 

@@ -136,3 +136,21 @@ def openai_completions(model: str = "gpt-3.5-turbo-instruct") -> list[Event]:
             (None, dict(base, choices=[{"index": 0, "text": ", world", "logprobs": None, "finish_reason": "stop"}])),
             (None, dict(base, choices=[], usage={"prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9})),
             (None, "[DONE]")]
+
+
+def anthropic_tool_use(*, model: str = "claude-haiku-4-5", tool: str = "get_weather",
+                       arguments: str = '{"city": "Paris"}') -> list[Event]:
+    usage = {"input_tokens": 50, "output_tokens": 1, "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0}
+    return [
+        ("message_start", {"type": "message_start", "message": {
+            "id": "msg_tool", "type": "message", "role": "assistant", "model": model, "content": [],
+            "stop_reason": None, "stop_sequence": None, "usage": usage}}),
+        ("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {
+            "type": "tool_use", "id": "toolu_1", "name": tool, "input": {}}}),
+        ("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                 "delta": {"type": "input_json_delta", "partial_json": arguments}}),
+        ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": None},
+                           "usage": {"output_tokens": 20}}),
+        ("message_stop", {"type": "message_stop"}),
+    ]
