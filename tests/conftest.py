@@ -121,8 +121,12 @@ def make_openai(api: FakeAPI, is_async: bool = False, cls: Any = None, **kwargs:
 
 
 class Telemetry:
-    def __init__(self, reader: InMemoryMetricReader) -> None:
+    def __init__(self, reader: InMemoryMetricReader, meter_provider: MeterProvider) -> None:
         self.reader = reader
+        self.meter_provider = meter_provider
+
+    def instrument(self, **kwargs: Any) -> None:
+        llmtrace.instrument(tracer_provider=TRACER_PROVIDER, meter_provider=self.meter_provider, **kwargs)
 
     def spans(self, all_scopes: bool = False) -> list[Any]:
         found = EXPORTER.get_finished_spans()
@@ -153,9 +157,10 @@ def telemetry() -> Iterator[Telemetry]:
     EXPORTER.clear()
     reader = InMemoryMetricReader()
     meter_provider = MeterProvider(metric_readers=[reader])
-    llmtrace.instrument(tracer_provider=TRACER_PROVIDER, meter_provider=meter_provider)
+    fixture = Telemetry(reader, meter_provider)
+    fixture.instrument()
     try:
-        yield Telemetry(reader)
+        yield fixture
     finally:
         llmtrace.uninstrument()
         meter_provider.shutdown()
