@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
+from time import monotonic
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -204,7 +204,7 @@ class Telemetry:
         if r.cache is None:
             return None
         # Remember every cacheable prefix, hits included: a later miss is explained against it.
-        reason = self.prefixes.observe(r.cache, cache_outcome, time.monotonic())
+        reason = self.prefixes.observe(r.cache, cache_outcome, monotonic())
         if cache_outcome not in ("write", "miss"):
             return None
         if r.provider_miss_reason:
