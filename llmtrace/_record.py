@@ -16,7 +16,8 @@ EventReader = Callable[["CallRecord", Any], None]  # reads one stream event, or 
 
 
 class CallRecord:
-    """State of one call. The per-chunk methods do arithmetic only; `end()` runs once and never raises."""
+    """State of one call. The stream shells update its counters per chunk and the provider's reader fills in
+    what the events say (`first_token = last` on the first chunk of generated content); `end()` runs once."""
 
     __slots__ = (
         "telemetry", "span", "read", "read_final", "provider", "operation", "request_model", "server_address", "server_port",
@@ -62,24 +63,6 @@ class CallRecord:
         self.outcome: str | None = None
         self.error: BaseException | None = None
         self._ended = False
-
-    def chunk(self, event: Any) -> None:
-        """One item from the SDK's raw stream: time it, count it, let the adapter read it."""
-        now = perf_counter()
-        if self.chunks:
-            gap = now - self.last
-            if gap > self.max_gap:
-                self.max_gap = gap
-        else:
-            self.first_chunk = now
-        self.last = now
-        self.chunks += 1
-        self.read(self, event)
-
-    def content(self) -> None:
-        """The current chunk carries generated content (text, tool input, thinking, refusal)."""
-        if not self.first_token:
-            self.first_token = self.last
 
     def captured(self, text: str) -> None:
         """Output text, kept only with content capture on, and then only up to the cap."""

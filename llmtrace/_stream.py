@@ -6,6 +6,8 @@ The sync and async shells differ in `next` against `await anext`, and nothing el
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Awaitable, Iterator
+from time import perf_counter
 from typing import TYPE_CHECKING, Any, Callable
 
 import wrapt
@@ -18,31 +20,78 @@ if TYPE_CHECKING:
     from ._telemetry import Telemetry
 
 
+def _events(next_item: Callable[[], Any], record: CallRecord) -> Iterator[Any]:
+    """The per-chunk path: time, count and read each item the SDK yields. Arithmetic and one read call only."""
+    read = record.read
+    while True:
+        try:
+            event = next_item()
+        except StopIteration:
+            record.end("drained")
+            return
+        except BaseException as exc:  # end() decides whether a stop is an error or an abandon
+            record.end("failed", exc)
+            raise
+        now = perf_counter()
+        if record.chunks:
+            gap = now - record.last
+            if gap > record.max_gap:
+                record.max_gap = gap
+        else:
+            record.first_chunk = now
+        record.last = now
+        record.chunks += 1
+        try:
+            read(record, event)
+        except Exception as exc:  # a reader bug or an event of an unexpected shape: the app gets its event
+            read = record.telemetry.reader_failed(record, exc)
+        yield event
+
+
+async def _async_events(next_item: Callable[[], Awaitable[Any]], record: CallRecord) -> AsyncIterator[Any]:
+    read = record.read
+    while True:
+        try:
+            event = await next_item()
+        except StopAsyncIteration:
+            record.end("drained")
+            return
+        except BaseException as exc:
+            record.end("failed", exc)
+            raise
+        now = perf_counter()
+        if record.chunks:
+            gap = now - record.last
+            if gap > record.max_gap:
+                record.max_gap = gap
+        else:
+            record.first_chunk = now
+        record.last = now
+        record.chunks += 1
+        try:
+            read(record, event)
+        except Exception as exc:
+            read = record.telemetry.reader_failed(record, exc)
+        yield event
+
+
 class TracedStream(wrapt.BaseObjectProxy):
-    """A sync SDK stream (`anthropic.Stream`, `openai.Stream`); `isinstance` and every attribute pass through."""
+    """A sync SDK stream (`anthropic.Stream`, `openai.Stream`); `isinstance` and every attribute pass through.
+
+    `for` loops iterate a generator over the SDK's `__next__`, which costs far less per item than a
+    method on the proxy; `next(stream)` reaches the same generator.
+    """
 
     def __init__(self, stream: Any, record: CallRecord) -> None:
         super().__init__(stream)
-        self._self_next = stream.__next__  # `_self_` keeps state on the proxy (wrapt rule)
+        self._self_events = _events(stream.__next__, record)  # `_self_` keeps state on the proxy (wrapt rule)
         self._self_record = record
 
-    def __iter__(self) -> TracedStream:
-        return self
+    def __iter__(self) -> Iterator[Any]:
+        return self._self_events
 
     def __next__(self) -> Any:
-        try:
-            event = self._self_next()
-        except StopIteration:
-            self._self_record.end("drained")
-            raise
-        except BaseException as exc:  # end() decides whether a stop is an error or an abandon
-            self._self_record.end("failed", exc)
-            raise
-        try:
-            self._self_record.chunk(event)
-        except Exception as exc:  # a reader bug or an event of an unexpected shape: the app gets its event
-            self._self_record.telemetry.reader_failed(self._self_record, exc)
-        return event
+        return next(self._self_events)
 
     def __enter__(self) -> TracedStream:
         self.__wrapped__.__enter__()
@@ -75,26 +124,14 @@ class AsyncTracedStream(wrapt.BaseObjectProxy):
 
     def __init__(self, stream: Any, record: CallRecord) -> None:
         super().__init__(stream)
-        self._self_next = stream.__anext__
+        self._self_events = _async_events(stream.__anext__, record)
         self._self_record = record
 
-    def __aiter__(self) -> AsyncTracedStream:
-        return self
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self._self_events
 
-    async def __anext__(self) -> Any:
-        try:
-            event = await self._self_next()
-        except StopAsyncIteration:
-            self._self_record.end("drained")
-            raise
-        except BaseException as exc:
-            self._self_record.end("failed", exc)
-            raise
-        try:
-            self._self_record.chunk(event)
-        except Exception as exc:
-            self._self_record.telemetry.reader_failed(self._self_record, exc)
-        return event
+    def __anext__(self) -> Awaitable[Any]:
+        return self._self_events.__anext__()
 
     async def __aenter__(self) -> AsyncTracedStream:
         await self.__wrapped__.__aenter__()

@@ -77,11 +77,13 @@ class Telemetry:
             self._warned.add(key)
         log.warning(message, *args)
 
-    def reader_failed(self, record: CallRecord, exc: Exception) -> None:
-        record.read = _skip_event  # the rest of this stream passes through unread
+    def reader_failed(self, record: CallRecord, exc: Exception) -> EventReader:
+        """Log once; the rest of this stream passes through unread (returns the reader to use from now on)."""
+        record.read = _skip_event
         self.warn_once(f"reader:{record.provider}:{type(exc).__name__}",
                        "llmtrace could not read a %s stream event (%r); the app is unaffected, and this "
                        "call's telemetry may be incomplete", record.provider, exc)
+        return _skip_event
 
     # --- the call ---
     def start(self, read: EventReader, read_final: EventReader, *, provider: str, operation: str, model: str | None, stream: bool,

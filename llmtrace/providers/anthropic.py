@@ -81,16 +81,18 @@ def read_event(r: CallRecord, event: Any) -> None:
         delta = event.delta
         dtype = delta.type
         if dtype == "text_delta":
-            r.out_chars += len(delta.text)
+            text = delta.text
+            r.out_chars += len(text)
             if r.capture is not None:
-                r.captured(delta.text)
+                r.captured(text)
         elif dtype == "input_json_delta":
             r.out_chars += len(delta.partial_json)
         elif dtype == "thinking_delta":
             r.out_chars += len(delta.thinking)
         elif dtype == "signature_delta":
             return  # a signature is not generated content
-        r.content()
+        if not r.first_token:
+            r.first_token = r.last
     elif kind == "message_delta":
         r.finish_reason = event.delta.stop_reason
         usage = event.usage

@@ -85,12 +85,14 @@ def read_chat_chunk(r: CallRecord, chunk: Any) -> None:
             text = delta.content
             if text:
                 r.out_chars += len(text)
-                r.content()
+                if not r.first_token:
+                    r.first_token = r.last
                 if r.capture is not None:
                     r.captured(text)
             elif delta.tool_calls or delta.refusal:
-                r.out_chars += _tool_call_chars(delta.tool_calls)
-                r.content()
+                r.out_chars += _tool_call_chars(delta.tool_calls) + len(delta.refusal or "")
+                if not r.first_token:
+                    r.first_token = r.last
         if choice.finish_reason is not None:
             r.finish_reason = choice.finish_reason
             r.terminal = True
@@ -138,7 +140,8 @@ def read_completion_chunk(r: CallRecord, chunk: Any) -> None:
         choice = chunk.choices[0]
         if choice.text:
             r.out_chars += len(choice.text)
-            r.content()
+            if not r.first_token:
+                r.first_token = r.last
             if r.capture is not None:
                 r.captured(choice.text)
         if choice.finish_reason is not None:
@@ -171,7 +174,8 @@ def read_response_event(r: CallRecord, event: Any) -> None:
             r.out_chars += len(delta)
             if r.capture is not None and kind == "response.output_text.delta":
                 r.captured(delta)
-        r.content()
+        if not r.first_token:
+            r.first_token = r.last
     elif kind in RESPONSES_TERMINAL:
         r.terminal = True
         read_response(r, event.response)
