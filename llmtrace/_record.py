@@ -87,6 +87,11 @@ class CallRecord:
             self.outcome = "abandoned"
         self.telemetry.finish(self, end_time)
 
+    def __del__(self) -> None:
+        # Whatever held this call (stream proxy, its generator, a raw response) was dropped unfinished.
+        if not self._ended:
+            self.end("collected")
+
 
 def _is_failure(error: BaseException) -> bool:
     # A consumer that stops reading (GeneratorExit, task cancellation, Ctrl-C: all BaseException only)

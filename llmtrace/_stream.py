@@ -79,7 +79,8 @@ class TracedStream(wrapt.BaseObjectProxy):
     """A sync SDK stream (`anthropic.Stream`, `openai.Stream`); `isinstance` and every attribute pass through.
 
     `for` loops iterate a generator over the SDK's `__next__`, which costs far less per item than a
-    method on the proxy; `next(stream)` reaches the same generator.
+    method on the proxy; `next(stream)` reaches the same generator. The proxy and the generator both hold
+    the record, which ends the call as `collected` when the last of them is dropped.
     """
 
     def __init__(self, stream: Any, record: CallRecord) -> None:
@@ -112,11 +113,6 @@ class TracedStream(wrapt.BaseObjectProxy):
     def _llmtrace_closed(self) -> None:
         """A helper closed the HTTP response directly, bypassing `close()` (openai ChatCompletionStream)."""
         self._self_record.end("closed")
-
-    def __del__(self) -> None:
-        record = getattr(self, "_self_record", None)
-        if record is not None:
-            record.end("collected")
 
 
 class AsyncTracedStream(wrapt.BaseObjectProxy):
@@ -152,11 +148,6 @@ class AsyncTracedStream(wrapt.BaseObjectProxy):
     def _llmtrace_closed(self) -> None:
         self._self_record.end("closed")
 
-    def __del__(self) -> None:
-        record = getattr(self, "_self_record", None)
-        if record is not None:
-            record.end("collected")
-
 
 class TracedResponse(wrapt.BaseObjectProxy):
     """`with_raw_response` / `with_streaming_response` results: the stream or message exists once parsed."""
@@ -177,11 +168,6 @@ class TracedResponse(wrapt.BaseObjectProxy):
         finally:
             if self._self_parsed is _UNSET:
                 self._self_record.end("closed")
-
-    def __del__(self) -> None:
-        record = getattr(self, "_self_record", None)
-        if record is not None and getattr(self, "_self_parsed", None) is _UNSET:
-            record.end("collected")
 
 
 class AsyncTracedResponse(TracedResponse):
