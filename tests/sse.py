@@ -154,3 +154,25 @@ def anthropic_tool_use(*, model: str = "claude-haiku-4-5", tool: str = "get_weat
                            "usage": {"output_tokens": 20}}),
         ("message_stop", {"type": "message_stop"}),
     ]
+
+
+def aws_event_stream(events: list[Event]) -> list[bytes]:
+    """Bedrock's binary framing (application/vnd.amazon.eventstream) of Anthropic events, one frame each."""
+    import base64
+    import struct
+    import zlib
+
+    def header(name: str, value: str) -> bytes:
+        raw = value.encode()
+        return bytes([len(name)]) + name.encode() + b"\x07" + struct.pack(">H", len(raw)) + raw
+
+    frames = []
+    for _, data in events:
+        payload = json.dumps({"bytes": base64.b64encode(json.dumps(data).encode()).decode()}).encode()
+        headers = header(":event-type", "chunk") + header(":content-type", "application/json") + header(
+            ":message-type", "event")
+        prelude = struct.pack(">II", 16 + len(headers) + len(payload), len(headers))
+        prelude += struct.pack(">I", zlib.crc32(prelude))
+        message = prelude + headers + payload
+        frames.append(message + struct.pack(">I", zlib.crc32(message)))
+    return frames

@@ -336,3 +336,42 @@ def test_openai_module_level_client(api, telemetry, monkeypatch):
     api.json(sse.openai_chat_completion())
     openai.chat.completions.create(**O)
     assert_openai_span(telemetry.span(), stream=False)
+
+
+def test_anthropic_bedrock(telemetry, mode):
+    """Bedrock: stable and beta (a copied method) resources, streamed over AWS event-stream framing and plain."""
+    import httpx2
+    from anthropic import AnthropicBedrock, AsyncAnthropicBedrock
+
+    model = "anthropic.claude-haiku-4-5-20251001-v1:0"
+    frames = sse.aws_event_stream([e for e in sse.anthropic(model=model, cache_read=4096, cache_write=2048)
+                                   if e[0] != "ping"])
+    replies = [httpx2.Response(200, json=sse.anthropic_message(model=model, cache_read=4096, cache_write=2048))]
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        if request.url.path.endswith("invoke-with-response-stream"):
+            content: Any = _async_parts(frames) if mode == "async" else iter(frames)
+            return httpx2.Response(200, headers={"content-type": "application/vnd.amazon.eventstream"}, content=content)
+        return replies[0]
+
+    is_async = mode == "async"
+    http = (httpx2.AsyncClient if is_async else httpx2.Client)(transport=httpx2.MockTransport(handler))
+    cls = AsyncAnthropicBedrock if is_async else AnthropicBedrock
+    client = cls(aws_access_key="a", aws_secret_key="b", aws_region="us-east-1", base_url="http://mock.local",
+                 http_client=http, max_retries=0)
+    request = dict(A, model=model)
+    consume(mode, run(client.messages.create(**request, stream=True)))
+    run(client.beta.messages.create(**request))
+    spans = telemetry.spans()
+    assert [s.attributes["gen_ai.request.stream"] for s in spans] == [True, False]
+    for span in spans:
+        assert span.name == f"chat {model}"
+        assert span.attributes["gen_ai.provider.name"] == "aws.bedrock"
+        assert span.attributes["gen_ai.usage.input_tokens"] == 6156
+        assert span.attributes["gen_ai.usage.output_tokens"] == 15
+    assert spans[0].attributes["llmtrace.stream.chunks"] == 7
+
+
+async def _async_parts(parts: list[bytes]) -> Any:
+    for part in parts:
+        yield part
