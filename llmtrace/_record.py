@@ -90,7 +90,10 @@ class CallRecord:
     def __del__(self) -> None:
         # Whatever held this call (stream proxy, its generator, a raw response) was dropped unfinished.
         if not self._ended:
-            self.end("collected")
+            try:
+                self.end("collected")
+            except Exception:  # at interpreter exit the modules end() needs may be gone already
+                pass
 
 
 def _is_failure(error: BaseException) -> bool:

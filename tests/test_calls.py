@@ -375,3 +375,22 @@ def test_anthropic_bedrock(telemetry, mode):
 async def _async_parts(parts: list[bytes]) -> Any:
     for part in parts:
         yield part
+
+
+def test_raw_response_of_a_plain_call(api, telemetry, mode):
+    client = make_openai(api.json(sse.openai_chat_completion()), mode == "async")
+    raw = run(client.chat.completions.with_raw_response.create(**O))
+    assert raw.headers["content-type"] == "application/json"
+    assert not telemetry.spans()  # the body is read when the app parses it
+    completion = raw.parse()
+    assert raw.parse() is completion  # the SDK's cache still works through the proxy
+    assert completion.choices[0].message.content == "Hello, world"
+    assert_openai_span(telemetry.span(), stream=False)
+
+
+def test_streaming_response_closed_without_parse(api, telemetry):
+    client = make_anthropic(api.sse(sse.anthropic()))
+    with client.messages.with_streaming_response.create(**A, stream=True) as response:
+        assert response.http_request.method == "POST"
+    span = telemetry.span()
+    assert span.attributes["llmtrace.stream.outcome"] == "abandoned"
