@@ -19,7 +19,8 @@ __all__ = ["LLMTraceInstrumentor", "__version__", "instrument", "uninstrument"]
 
 
 def instrument(*, tracer_provider: Any = None, meter_provider: Any = None, capture_content: bool | None = None,
-               pricing: str | os.PathLike[str] | Mapping[str, Any] | None = None) -> None:
+               pricing: str | os.PathLike[str] | Mapping[str, Any] | None = None,
+               openai_stream_usage: bool | None = None) -> None:
     """Trace every Anthropic and OpenAI SDK call, streamed or not, from now on. Idempotent and thread-safe.
 
     ```python
@@ -33,13 +34,17 @@ def instrument(*, tracer_provider: Any = None, meter_provider: Any = None, captu
     * capture_content: record prompts and output text on spans, up to a size cap (default off;
       `LLMTRACE_CAPTURE_CONTENT`).
     * pricing: a JSON price file or a mapping that overrides the bundled price table (`LLMTRACE_PRICING_FILE`).
+    * openai_stream_usage: ask OpenAI chat/completions streams for usage (`stream_options.include_usage`)
+      when the app did not, and hide that extra usage chunk from the app, so token and cost metrics
+      cover them (default off, since it changes the request; `LLMTRACE_OPENAI_STREAM_USAGE`).
     """
     instrumentor = LLMTraceInstrumentor()
     with LLMTraceInstrumentor._lock:
         if instrumentor.is_instrumented_by_opentelemetry:
             return
         instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider,
-                                capture_content=capture_content, pricing=pricing)
+                                capture_content=capture_content, pricing=pricing,
+                                openai_stream_usage=openai_stream_usage)
 
 
 def uninstrument() -> None:

@@ -54,6 +54,8 @@ class LLMTraceInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             capture_content=_env_flag("LLMTRACE_CAPTURE_CONTENT") if capture is None else bool(capture),
             capture_max_chars=int(os.environ.get("LLMTRACE_CAPTURE_MAX_CHARS", DEFAULT_CAPTURE_MAX_CHARS)),
             emit_cache_creation=_env_flag("LLMTRACE_CACHE_CREATION_ATTRIBUTE", True),
+            openai_stream_usage=_env_flag("LLMTRACE_OPENAI_STREAM_USAGE") if kwargs.get("openai_stream_usage") is None
+            else bool(kwargs["openai_stream_usage"]),
             prices=PriceTable.load(pricing),
         )
         self._applied: list[tuple[Patch, Any]] = []

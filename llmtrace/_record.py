@@ -12,7 +12,8 @@ if TYPE_CHECKING:
     from ._telemetry import Telemetry
 
 End = Literal["drained", "closed", "failed", "collected"]  # how reading stopped
-EventReader = Callable[["CallRecord", Any], None]  # reads one stream event, or one complete response
+# Reads one stream event (a true result hides the event from the app), or one complete response.
+EventReader = Callable[["CallRecord", Any], Any]
 
 
 class CallRecord:

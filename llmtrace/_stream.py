@@ -42,7 +42,9 @@ def _events(next_item: Callable[[], Any], record: CallRecord) -> Iterator[Any]:
         record.last = now
         record.chunks += 1
         try:
-            read(record, event)
+            if read(record, event):  # an item llmtrace asked for itself (opt-in OpenAI stream usage): hide it
+                record.chunks -= 1
+                continue
         except Exception as exc:  # a reader bug or an event of an unexpected shape: the app gets its event
             read = record.telemetry.reader_failed(record, exc)
         yield event
@@ -69,7 +71,9 @@ async def _async_events(next_item: Callable[[], Awaitable[Any]], record: CallRec
         record.last = now
         record.chunks += 1
         try:
-            read(record, event)
+            if read(record, event):
+                record.chunks -= 1
+                continue
         except Exception as exc:
             read = record.telemetry.reader_failed(record, exc)
         yield event

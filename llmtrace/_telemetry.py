@@ -55,7 +55,7 @@ class Telemetry:
 
     def __init__(self, tracer_provider: TracerProvider | None, meter_provider: MeterProvider | None, *,
                  capture_content: bool, prices: PriceTable, capture_max_chars: int = DEFAULT_CAPTURE_MAX_CHARS,
-                 emit_cache_creation: bool = True) -> None:
+                 emit_cache_creation: bool = True, openai_stream_usage: bool = False) -> None:
         from opentelemetry import metrics, trace
 
         self.tracer = trace.get_tracer(sc.INSTRUMENTATION_SCOPE, __version__, tracer_provider=tracer_provider)
@@ -64,6 +64,7 @@ class Telemetry:
         self.capture_content = capture_content
         self.capture_max_chars = capture_max_chars
         self.emit_cache_creation = emit_cache_creation
+        self.openai_stream_usage = openai_stream_usage
         self.prices = prices
         self.prefixes = _cache.PrefixMemory()
         self._warned: set[str] = set()

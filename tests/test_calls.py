@@ -394,3 +394,18 @@ def test_streaming_response_closed_without_parse(api, telemetry):
         assert response.http_request.method == "POST"
     span = telemetry.span()
     assert span.attributes["llmtrace.stream.outcome"] == "abandoned"
+
+
+def test_openai_stream_usage_opt_in(api, telemetry, mode):
+    """Opted in, llmtrace asks for usage and hides the extra chunk: the app sees what it would have seen."""
+    import llmtrace
+
+    llmtrace.uninstrument()
+    telemetry.instrument(openai_stream_usage=True)
+    client = make_openai(api.sse(sse.openai_chat()), mode == "async")
+    chunks = consume(mode, run(client.chat.completions.create(**O, stream=True)))
+    assert api.sent()["stream_options"] == {"include_usage": True}
+    assert all(c.choices for c in chunks) and len(chunks) == 4  # the usage-only chunk is not shown
+    attrs = telemetry.span().attributes
+    assert attrs["llmtrace.usage.source"] == "provider"
+    assert attrs["gen_ai.usage.input_tokens"] == 2006 and attrs["llmtrace.stream.chunks"] == 4

@@ -52,6 +52,13 @@ class OpenAIAdapter:
             return None
         operation, reader, result_reader = endpoint
         body = options.json_data if isinstance(options.json_data, dict) else {}
+        if stream and telemetry.openai_stream_usage and reader is not read_response_event and not _asks_usage(body):
+            body = {**body, "stream_options": {**(given(body.get("stream_options"), dict) or {}),
+                                               "include_usage": True}}
+            options = options.model_copy(update={"json_data": body})
+            args, kwargs = ((args[0], options, *args[2:]), kwargs) if len(args) > 1 else (args, {**kwargs,
+                                                                                                 "options": options})
+            reader = read_chat_chunk_hiding_usage if reader is read_chat_chunk else read_completion_chunk_hiding_usage
         model = given(body.get("model"), str)
         address, port = server_of(instance)
         attributes = {}
@@ -101,6 +108,21 @@ def read_chat_chunk(r: CallRecord, chunk: Any) -> None:
     if r.response_id is None:
         r.response_id = chunk.id
         r.response_model = chunk.model
+
+
+def read_chat_chunk_hiding_usage(r: CallRecord, chunk: Any) -> bool:
+    read_chat_chunk(r, chunk)
+    return not chunk.choices and chunk.usage is not None
+
+
+def read_completion_chunk_hiding_usage(r: CallRecord, chunk: Any) -> bool:
+    read_completion_chunk(r, chunk)
+    return not chunk.choices and chunk.usage is not None
+
+
+def _asks_usage(body: dict[str, Any]) -> bool:
+    options = given(body.get("stream_options"), dict)
+    return bool(options and options.get("include_usage"))
 
 
 def read_chat_completion(r: CallRecord, completion: Any) -> None:
