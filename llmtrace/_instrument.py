@@ -145,8 +145,10 @@ def _otlp_tracer_provider() -> Any:
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
     else:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from ._exporters import ReportingSpanExporter
+
     provider = TracerProvider(resource=Resource.create())
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    provider.add_span_processor(BatchSpanProcessor(ReportingSpanExporter(OTLPSpanExporter())))
     return provider
 
 
@@ -159,4 +161,7 @@ def _otlp_meter_provider() -> Any:
         from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
     else:
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-    return MeterProvider(resource=Resource.create(), metric_readers=[PeriodicExportingMetricReader(OTLPMetricExporter())])
+    from ._exporters import ReportingMetricExporter
+
+    reader = PeriodicExportingMetricReader(ReportingMetricExporter(OTLPMetricExporter()))
+    return MeterProvider(resource=Resource.create(), metric_readers=[reader])
