@@ -10,10 +10,13 @@ bound before it), once per call, with retries inside it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Literal, Protocol
+
+from .. import _semconv as sc
 
 if TYPE_CHECKING:
-    from .._record import CallRecord
+    from .._cache import CacheIntent
+    from .._record import CallRecord, EventReader
     from .._telemetry import Telemetry
 
 Wrap = Literal["call", "async_call", "helper_close", "async_helper_close"]
@@ -41,6 +44,44 @@ class Adapter(Protocol):
 def request_options(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     # `request(self, cast_to, options, *, stream=False, stream_cls=None)` in both SDKs
     return args[1] if len(args) > 1 else kwargs.get("options")
+
+
+def with_options(args: tuple[Any, ...], kwargs: dict[str, Any],
+                 options: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """The `request()` arguments with other options in place of the app's (which are left untouched)."""
+    if len(args) > 1:
+        return (args[0], options, *args[2:]), kwargs
+    return args, {**kwargs, "options": options}
+
+
+def start_call(telemetry: Telemetry, client: Any, body: dict[str, Any], *, provider: str, operation: str,
+               model: str | None, stream: bool, read: EventReader, read_final: EventReader,
+               cache: CacheIntent | None, max_tokens: Any) -> CallRecord:
+    """What every adapter records at the start of a call, from the client and the request body."""
+    address, port = server_of(client)
+    attributes: dict[str, Any] = {}
+    if isinstance(max_tokens, int):
+        attributes[sc.REQUEST_MAX_TOKENS] = max_tokens
+    if (temperature := given(body.get("temperature"), (int, float))) is not None:
+        attributes[sc.REQUEST_TEMPERATURE] = temperature
+    return telemetry.start(read, read_final, provider=provider, operation=operation, model=model, stream=stream,
+                           server_address=address, server_port=port, request=body, cache=cache,
+                           attributes=attributes)
+
+
+class ProviderNames:
+    """`gen_ai.provider.name` of a client, from its class name, worked out once per class."""
+
+    def __init__(self, name_of: Callable[[str], str]) -> None:
+        self._name_of = name_of
+        self._by_type: dict[type, str] = {}
+
+    def __call__(self, client: Any) -> str:
+        cls = type(client)
+        name = self._by_type.get(cls)
+        if name is None:
+            name = self._by_type[cls] = self._name_of(cls.__name__)
+        return name
 
 
 def server_of(client: Any) -> tuple[str | None, int | None]:

@@ -6,9 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry import propagate, trace
 
-from .. import _semconv as sc
 from .._cache import CacheIntent
-from . import KindCache, Patch, given, request_options, server_of
+from . import KindCache, Patch, ProviderNames, given, request_options, start_call, with_options
 
 if TYPE_CHECKING:
     from .._record import CallRecord
@@ -26,7 +25,9 @@ class AnthropicAdapter:
     )
 
     def __init__(self) -> None:
-        self._providers: dict[type, str] = {}
+        self.provider = ProviderNames(lambda name: "aws.bedrock" if "Bedrock" in name or "AWS" in name
+                                      else "gcp.vertex_ai" if "Vertex" in name or "GoogleCloud" in name
+                                      else "anthropic")
         self.result_kind = _result_kinds()
 
     def start(self, telemetry: Telemetry, instance: Any, args: tuple[Any, ...],
@@ -36,30 +37,12 @@ class AnthropicAdapter:
             return None
         body = options.json_data if isinstance(options.json_data, dict) else {}
         model = given(body.get("model"), str)
-        stream = bool(kwargs.get("stream", False))
-        address, port = server_of(instance)
-        attributes = {}
-        if (max_tokens := given(body.get("max_tokens"), int)) is not None:
-            attributes[sc.REQUEST_MAX_TOKENS] = max_tokens
-        if (temperature := given(body.get("temperature"), (int, float))) is not None:
-            attributes[sc.REQUEST_TEMPERATURE] = temperature
-        record = telemetry.start(
-            read_event, read_message, provider=self._provider(instance), operation="chat", model=model, stream=stream,
-            server_address=address, server_port=port, request=body, cache=cache_intent(body, model),
-            attributes=attributes)
+        record = start_call(telemetry, instance, body, provider=self.provider(instance), operation="chat",
+                            model=model, stream=bool(kwargs.get("stream", False)), read=read_event,
+                            read_final=read_message, cache=cache_intent(body, model), max_tokens=body.get("max_tokens"))
         if options.span_name:
             args, kwargs = _without_native_span(instance, options, record, args, kwargs)
         return record, args, kwargs
-
-    def _provider(self, client: Any) -> str:
-        cls = type(client)
-        provider = self._providers.get(cls)
-        if provider is None:
-            name = cls.__name__
-            provider = ("aws.bedrock" if "Bedrock" in name or "AWS" in name
-                        else "gcp.vertex_ai" if "Vertex" in name or "GoogleCloud" in name else "anthropic")
-            self._providers[cls] = provider
-        return provider
 
 
 def read_message(record: CallRecord, message: Any) -> None:
@@ -190,10 +173,7 @@ def _without_native_span(instance: Any, options: Any, record: CallRecord, args: 
         if carrier:
             headers = options.headers if isinstance(options.headers, dict) else {}
             update["headers"] = {**headers, **carrier}
-    options = options.model_copy(update=update)
-    if len(args) > 1:
-        return (args[0], options, *args[2:]), kwargs
-    return args, {**kwargs, "options": options}
+    return with_options(args, kwargs, options.model_copy(update=update))
 
 
 def _result_kinds() -> KindCache:

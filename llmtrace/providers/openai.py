@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable
 
-from .. import _semconv as sc
 from .._cache import CacheIntent
 from .._tokens import CHARS_PER_TOKEN
-from . import KindCache, Patch, given, request_options, server_of
+from . import KindCache, Patch, ProviderNames, given, request_options, start_call, with_options
 
 if TYPE_CHECKING:
     from .._record import CallRecord
@@ -38,7 +37,7 @@ class OpenAIAdapter:
     )
 
     def __init__(self) -> None:
-        self._providers: dict[type, str] = {}
+        self.provider = ProviderNames(lambda name: "azure.ai.openai" if "Azure" in name else "openai")
         self.result_kind = _result_kinds()
 
     def start(self, telemetry: Telemetry, instance: Any, args: tuple[Any, ...],
@@ -55,31 +54,14 @@ class OpenAIAdapter:
         if stream and telemetry.openai_stream_usage and reader is not read_response_event and not _asks_usage(body):
             body = {**body, "stream_options": {**(given(body.get("stream_options"), dict) or {}),
                                                "include_usage": True}}
-            options = options.model_copy(update={"json_data": body})
-            args, kwargs = ((args[0], options, *args[2:]), kwargs) if len(args) > 1 else (args, {**kwargs,
-                                                                                                 "options": options})
+            args, kwargs = with_options(args, kwargs, options.model_copy(update={"json_data": body}))
             reader = read_chat_chunk_hiding_usage if reader is read_chat_chunk else read_completion_chunk_hiding_usage
         model = given(body.get("model"), str)
-        address, port = server_of(instance)
-        attributes = {}
-        max_tokens = given(body.get("max_completion_tokens", body.get("max_output_tokens", body.get("max_tokens"))), int)
-        if max_tokens is not None:
-            attributes[sc.REQUEST_MAX_TOKENS] = max_tokens
-        if (temperature := given(body.get("temperature"), (int, float))) is not None:
-            attributes[sc.REQUEST_TEMPERATURE] = temperature
-        record = telemetry.start(
-            reader, result_reader, provider=self._provider(instance), operation=operation, model=model, stream=stream,
-            server_address=address, server_port=port, request=body, cache=cache_intent(body, model),
-            attributes=attributes)
+        max_tokens = body.get("max_completion_tokens", body.get("max_output_tokens", body.get("max_tokens")))
+        record = start_call(telemetry, instance, body, provider=self.provider(instance), operation=operation,
+                            model=model, stream=stream, read=reader, read_final=result_reader,
+                            cache=cache_intent(body, model), max_tokens=max_tokens)
         return record, args, kwargs
-
-    def _provider(self, client: Any) -> str:
-        cls = type(client)
-        provider = self._providers.get(cls)
-        if provider is None:
-            provider = "azure.ai.openai" if "Azure" in cls.__name__ else "openai"
-            self._providers[cls] = provider
-        return provider
 
 
 # --- Chat Completions ---
