@@ -14,7 +14,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode, TracerProvider
 
 from . import _cache
 from . import _semconv as sc
-from ._metrics import Instruments
+from ._metrics import instruments_for
 from ._pricing import Cost, PriceTable
 from ._tokens import CHARS_PER_TOKEN, count_tokens
 from ._version import __version__
@@ -59,8 +59,9 @@ class Telemetry:
         from opentelemetry import metrics, trace
 
         self.tracer = trace.get_tracer(sc.INSTRUMENTATION_SCOPE, __version__, tracer_provider=tracer_provider)
+        meter_provider = meter_provider or metrics.get_meter_provider()
         meter = metrics.get_meter(sc.INSTRUMENTATION_SCOPE, __version__, meter_provider=meter_provider)
-        self.instruments = Instruments(meter)
+        self.instruments = instruments_for(meter, meter_provider)
         self.capture_content = capture_content
         self.capture_max_chars = capture_max_chars
         self.emit_cache_creation = emit_cache_creation
@@ -121,7 +122,7 @@ class Telemetry:
         finally:
             r.request = None  # release the request body as soon as the call is over
         try:
-            self.instruments.record(outcome)
+            self.instruments.record(outcome, r.span)
         except Exception as exc:
             self.warn_once(f"metrics:{type(exc).__name__}", "llmtrace could not record metrics: %r", exc)
 
