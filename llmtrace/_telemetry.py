@@ -128,8 +128,7 @@ class Telemetry:
 
     def _finish(self, r: CallRecord, end_time: float) -> Outcome:
         span = r.span
-        attrs: dict[str, Any] = {}
-        model = r.request_model or r.response_model or "unknown"
+        attrs: dict[str, Any] = {sc.STREAM_OUTCOME: r.outcome}
         if not r.request_model and r.response_model:
             span.update_name(f"{r.operation} {r.response_model}")
         if r.response_id:
@@ -138,43 +137,8 @@ class Telemetry:
             attrs[sc.RESPONSE_MODEL] = r.response_model
         if r.finish_reason:
             attrs[sc.RESPONSE_FINISH_REASONS] = (r.finish_reason,)
-
-        # usage: the provider's numbers, or an estimate labelled as one
-        provider_usage = r.usage_seen and (r.output_final or not r.stream)
-        got_response = r.chunks > 0 or (not r.stream and r.outcome == "completed")
-        if r.usage_seen or got_response:
-            input_tokens, output_tokens = r.input_tokens, r.output_tokens
-            if not r.usage_seen:
-                input_tokens = _estimate_prompt_tokens(r.request)
-            if not provider_usage:
-                output_tokens = -(-r.out_chars // CHARS_PER_TOKEN)
-            attrs[sc.USAGE_INPUT_TOKENS] = input_tokens
-            attrs[sc.USAGE_OUTPUT_TOKENS] = output_tokens
-            attrs[sc.USAGE_SOURCE] = "provider" if provider_usage else "estimated"
-            if r.reasoning_tokens:
-                attrs[sc.USAGE_REASONING_OUTPUT_TOKENS] = r.reasoning_tokens
-
-        cache_outcome = miss_reason = None
-        cost = None
-        if r.usage_seen:  # cache numbers exist only when the provider reported them (0 is a fact, kept)
-            attrs[sc.USAGE_CACHE_READ_INPUT_TOKENS] = r.cache_read
-            attrs[sc.USAGE_CACHE_WRITE_INPUT_TOKENS] = r.cache_write
-            if self.emit_cache_creation:
-                attrs[sc.USAGE_CACHE_CREATION_INPUT_TOKENS] = r.cache_write
-            if r.input_tokens:
-                attrs[sc.CACHE_HIT_RATIO] = r.cache_read / r.input_tokens
-            cache_outcome = _cache.cache_outcome(r.cache_read, r.cache_write, r.cache is not None)
-            attrs[sc.CACHE_OUTCOME] = cache_outcome
-            miss_reason = self._miss_reason(r, cache_outcome)
-            if miss_reason:
-                attrs[sc.CACHE_MISS_REASON] = miss_reason
-            if r.cache is not None:
-                attrs[sc.CACHE_TTL] = r.cache.ttl
-            cost = self._cost(r)
-            if cost is not None:
-                attrs[sc.COST_USD] = cost.total
-                attrs[sc.CACHE_SAVINGS_USD] = cost.savings
-
+        provider_usage, output_tokens = self._usage(r, attrs)
+        cache_outcome, miss_reason, cost = self._cache(r, attrs, output_tokens) if r.usage_seen else (None, None, None)
         ttfc = r.first_token - r.start if r.first_token else None
         if r.stream:
             attrs[sc.STREAM_CHUNKS] = r.chunks
@@ -183,11 +147,9 @@ class Telemetry:
                 attrs[sc.STREAM_MAX_CHUNK_GAP] = r.max_gap
             if ttfc is not None:
                 attrs[sc.RESPONSE_TIME_TO_FIRST_CHUNK] = ttfc
-        attrs[sc.STREAM_OUTCOME] = r.outcome
         if r.capture is not None:
             text = "".join(r.capture)
             attrs[sc.OUTPUT_MESSAGES] = text if r.capture_room >= 0 else text + "…[truncated]"
-
         error_type = None
         if r.outcome == "error":
             error_type = r.provider_error or _error_type(r.error)
@@ -196,13 +158,49 @@ class Telemetry:
         span.set_attributes(attrs)
         span.end()
         return Outcome(
-            provider=r.provider, model=model, operation=r.operation, server_address=r.server_address,
-            duration=end_time - r.start, error_type=error_type, stream_outcome=r.outcome or "error",
-            time_to_first_chunk=ttfc if r.stream else None, chunks=r.chunks if r.stream else None,
-            provider_usage=provider_usage, input_tokens=r.input_tokens, output_tokens=r.output_tokens,
-            cache_read=r.cache_read, cache_write=r.cache_write, cache_outcome=cache_outcome,
-            miss_reason=miss_reason, cost=cost if provider_usage else None,
+            provider=r.provider, model=r.request_model or r.response_model or "unknown", operation=r.operation,
+            server_address=r.server_address, duration=end_time - r.start, error_type=error_type,
+            stream_outcome=r.outcome or "error", time_to_first_chunk=ttfc if r.stream else None,
+            chunks=r.chunks if r.stream else None, provider_usage=provider_usage, input_tokens=r.input_tokens,
+            output_tokens=r.output_tokens, cache_read=r.cache_read, cache_write=r.cache_write,
+            cache_outcome=cache_outcome, miss_reason=miss_reason, cost=cost if provider_usage else None,
         )
+
+    def _usage(self, r: CallRecord, attrs: dict[str, Any]) -> tuple[bool, int]:
+        """Usage attributes: the provider's numbers, or an estimate labelled as one. Returns
+        (whether the provider reported all of it, the output tokens on the span)."""
+        provider_usage = r.usage_seen and (r.output_final or not r.stream)
+        output_tokens = r.output_tokens if provider_usage else -(-r.out_chars // CHARS_PER_TOKEN)
+        got_response = r.chunks > 0 or (not r.stream and r.outcome == "completed")
+        if r.usage_seen or got_response:
+            attrs[sc.USAGE_INPUT_TOKENS] = r.input_tokens if r.usage_seen else _estimate_prompt_tokens(r.request)
+            attrs[sc.USAGE_OUTPUT_TOKENS] = output_tokens
+            attrs[sc.USAGE_SOURCE] = "provider" if provider_usage else "estimated"
+            if r.reasoning_tokens:
+                attrs[sc.USAGE_REASONING_OUTPUT_TOKENS] = r.reasoning_tokens
+        return provider_usage, output_tokens
+
+    def _cache(self, r: CallRecord, attrs: dict[str, Any],
+               output_tokens: int) -> tuple[str, str | None, Cost | None]:
+        """Cache and cost attributes, from the provider's cache numbers (0 is a fact, and kept)."""
+        attrs[sc.USAGE_CACHE_READ_INPUT_TOKENS] = r.cache_read
+        attrs[sc.USAGE_CACHE_WRITE_INPUT_TOKENS] = r.cache_write
+        if self.emit_cache_creation:
+            attrs[sc.USAGE_CACHE_CREATION_INPUT_TOKENS] = r.cache_write
+        if r.input_tokens:
+            attrs[sc.CACHE_HIT_RATIO] = r.cache_read / r.input_tokens
+        cache_outcome = _cache.cache_outcome(r.cache_read, r.cache_write, r.cache is not None)
+        attrs[sc.CACHE_OUTCOME] = cache_outcome
+        miss_reason = self._miss_reason(r, cache_outcome)
+        if miss_reason:
+            attrs[sc.CACHE_MISS_REASON] = miss_reason
+        if r.cache is not None:
+            attrs[sc.CACHE_TTL] = r.cache.ttl
+        cost = self._cost(r, output_tokens)
+        if cost is not None:
+            attrs[sc.COST_USD] = cost.total
+            attrs[sc.CACHE_SAVINGS_USD] = cost.savings
+        return cache_outcome, miss_reason, cost
 
     def _miss_reason(self, r: CallRecord, cache_outcome: str) -> str | None:
         if r.cache is None:
@@ -217,11 +215,11 @@ class Telemetry:
             return "below_minimum"
         return reason
 
-    def _cost(self, r: CallRecord) -> Cost | None:
+    def _cost(self, r: CallRecord, output_tokens: int) -> Cost | None:
         model = r.response_model if r.response_model and self.prices.lookup(r.response_model) else r.request_model
         if not model:
             return None
-        return self.prices.cost(model, input_tokens=r.input_tokens, output_tokens=r.output_tokens,
+        return self.prices.cost(model, input_tokens=r.input_tokens, output_tokens=output_tokens,
                                 cache_read=r.cache_read, cache_write=r.cache_write, cache_write_1h=r.cache_write_1h)
 
     def _capture_request(self, attrs: dict[str, Any], request: Any) -> None:
