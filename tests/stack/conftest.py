@@ -1,0 +1,209 @@
+"""Shared pieces of the stack tests: repository paths, the stack tools, a real Prometheus process."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+RULE_FILES = [REPO / "prometheus/rules/llmtrace-recording.yml", REPO / "prometheus/rules/llmtrace-alerts.yml"]
+DASHBOARDS = sorted((REPO / "dashboards").glob("*.json"))
+ALERTS = ["LLMCacheHitRateDrop", "LLMCacheWritesWithoutReads", "LLMCacheSavingsNegative", "LLMTimeToFirstTokenHigh",
+          "LLMStreamErrorsHigh", "LLMTelemetryAbsent"]  # the contract's alert list
+
+
+def load_yaml(relative: str) -> Any:
+    return yaml.safe_load((REPO / relative).read_text(encoding="utf-8"))
+
+
+def load(path) -> dict[str, Any]:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def prometheus_targets(dashboard: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(panel title, target) of every Prometheus query in a dashboard."""
+    return [(panel["title"], t) for panel in dashboard["panels"] for t in panel["targets"]
+            if t.get("datasource", panel["datasource"])["type"] == "prometheus"]
+
+
+def contract_series() -> set[str]:
+    """The Prometheus series names of the contract's instruments, from llmtrace/_semconv.py and the exporters'
+    translation (counters get `_total`, unit `s` gets `_seconds`, histograms `_bucket/_sum/_count`)."""
+    spec = importlib.util.spec_from_file_location("semconv", REPO / "llmtrace/_semconv.py")
+    assert spec and spec.loader
+    sc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sc)
+    counters = [sc.METRIC_USAGE_TOKENS, sc.METRIC_REQUESTS, sc.METRIC_COST, sc.METRIC_CACHE_SAVINGS,
+                sc.METRIC_CACHE_WRITE_PREMIUM]
+    histograms = {sc.METRIC_OPERATION_DURATION: "_seconds", sc.METRIC_TIME_TO_FIRST_CHUNK: "_seconds",
+                  sc.METRIC_TOKEN_USAGE: "", sc.METRIC_STREAM_CHUNKS: ""}
+    names = {c.replace(".", "_") + "_total" for c in counters}
+    for name, unit in histograms.items():
+        names |= {name.replace(".", "_") + unit + suffix for suffix in ("_bucket", "_sum", "_count")}
+    return names
+
+
+def recorded_series() -> set[str]:
+    return {rule["record"] for path in RULE_FILES for group in load_yaml(str(path.relative_to(REPO)))["groups"]
+            for rule in group["rules"] if "record" in rule}
+
+
+def series_names(expr: str) -> set[str]:
+    expr = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "", expr)
+    expr = re.sub(r"\{[^}]*\}", "", expr)
+    expr = re.sub(r'"[^"]*"', "", expr)
+    return {n for n in re.findall(r"[A-Za-z_:][\w:]*", expr) if n.startswith(("llmtrace_", "gen_ai_")) or ":" in n}
+
+
+def require_tool(name: str) -> str:
+    """Path of a stack tool. Skipped when missing on a developer machine; a failure in CI (`CI` set)."""
+    path = shutil.which(name)
+    if path is None:
+        reason = f"{name} is not installed (bash scripts/install-stack-tools.sh installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return path
+
+
+def run(args: list[str], timeout: float = 60, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=timeout, **kwargs)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
+    """Poll `check` until it returns something truthy; fail with `what` (and the last value) at the deadline."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        last = check()
+        if last:
+            return last
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+        time.sleep(interval)
+
+
+# Production windows -> live-test windows (scrape and evaluation every second).
+SHORT_WINDOWS = {"5m": "3s", "30m": "10s", "1h": "20s", "6h": "60s"}
+SHORT_OFFSETS = {"30m": "2s"}
+
+
+def shorten(expr: str) -> str:
+    expr = re.sub(r"\[(\w+)\]", lambda m: f"[{SHORT_WINDOWS[m.group(1)]}]", expr)
+    return re.sub(r"offset (\w+)", lambda m: f"offset {SHORT_OFFSETS[m.group(1)]}", expr)
+
+
+def short_rules(source: Path, target: Path) -> Path:
+    """A copy of a rule file with second-scale windows and `for:`, for a Prometheus evaluating every second."""
+    doc = yaml.safe_load(source.read_text(encoding="utf-8"))
+    for group in doc["groups"]:
+        for rule in group["rules"]:
+            rule["expr"] = shorten(rule["expr"])
+            if "for" in rule:
+                rule["for"] = "1s"
+    target.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    return target
+
+
+class Prometheus:
+    """A real `prometheus` process on a free loopback port, with a small client for its HTTP API."""
+
+    def __init__(self, workdir: Path, scrape_target: str, rule_files: list[Path]) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = {
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "1s"},
+            "rule_files": [str(p) for p in rule_files],
+            "scrape_configs": [{"job_name": "llmtrace-live-test", "static_configs": [{"targets": [scrape_target]}]}],
+        }
+        self.config = workdir / "prometheus.yml"
+        self.config.write_text(yaml.safe_dump(config), encoding="utf-8")
+        self.log = (workdir / "prometheus.log").open("w")
+        self.proc = subprocess.Popen(
+            [require_tool("prometheus"), f"--config.file={self.config}", f"--storage.tsdb.path={workdir / 'data'}",
+             f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"],
+            stdout=self.log, stderr=subprocess.STDOUT)
+
+    def wait_ready(self, timeout: float = 15) -> None:
+        def ready() -> bool:
+            if self.proc.poll() is not None:
+                pytest.fail(f"prometheus exited with {self.proc.returncode}: {self.logs()}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as r:
+                    return r.status == 200
+            except (urllib.error.URLError, OSError):
+                return False
+
+        wait_for(ready, timeout, "prometheus /-/ready")
+
+    def logs(self) -> str:
+        self.log.flush()
+        return Path(self.log.name).read_text(encoding="utf-8")[-2000:]
+
+    def api(self, path: str, **params: str) -> Any:
+        url = f"{self.url}/api/v1/{path}"
+        if params:
+            url += "?" + urllib.parse.urlencode(params)
+        try:
+            with urllib.request.urlopen(url, timeout=5) as r:
+                body = json.load(r)
+        except urllib.error.HTTPError as e:  # 400/422: a query Prometheus rejects
+            body = json.load(e)
+        assert body["status"] == "success", f"{path} {params}: {body}"
+        return body["data"]
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        data = self.api("query", query=expr)
+        assert data["resultType"] == "vector", (expr, data["resultType"])
+        return data["result"]
+
+    def alerts(self) -> list[dict[str, Any]]:
+        return self.api("alerts")["alerts"]
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def prometheus_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Prometheus]]:
+    """Start Prometheus processes; every one is terminated at the end of the module, whatever happened."""
+    started: list[Prometheus] = []
+
+    def start(scrape_target: str, rule_files: list[Path]) -> Prometheus:
+        prom = Prometheus(tmp_path_factory.mktemp("prometheus"), scrape_target, rule_files)
+        started.append(prom)
+        prom.wait_ready()
+        return prom
+
+    try:
+        yield start
+    finally:
+        for prom in started:
+            prom.stop()

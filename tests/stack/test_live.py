@@ -1,0 +1,262 @@
+"""End to end on this machine, with real parts only: Anthropic and OpenAI SDK calls (answered by a mock HTTP
+transport) through `llmtrace.instrument()` -> OpenTelemetry `PrometheusMetricReader`, served by prometheus_client
+on loopback -> a real Prometheus scraping it every second and evaluating the project's rule files (windows and
+`for:` shortened to seconds) -> queries, recording rules and alert states through its HTTP API.
+
+The collector cannot run here; its prometheus exporter applies the same OTLP -> Prometheus name translation as
+the Python exporter used here (docs/stack.md), so what holds on this path holds for the bundled stack.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from tests import sse
+from tests.stack.conftest import (
+    DASHBOARDS, REPO, RULE_FILES, Prometheus, contract_series, free_port, load, load_yaml, prometheus_targets,
+    require_tool, short_rules, wait_for,
+)
+
+CACHED, BUSTED = "cached", "busted"
+ANTHROPIC_MODEL, OPENAI_MODEL = "claude-haiku-4-5", "gpt-4o-mini"
+SYSTEM_TEXT = "You answer questions about the billing API, briefly and precisely. " * 120
+# Dashboard variables, as Grafana would fill them in with "All" selected.
+SUBSTITUTIONS = {"$__rate_interval": "1m", "$__interval": "15s", "$__range": "1h", "$provider": ".*", "$model": ".*"}
+
+
+class Traffic:
+    """An app on a background thread: real SDK calls, streamed and not, through llmtrace's instrumentation.
+
+    `cached`: Anthropic calls read a 4,000-token system prompt from the cache (the first one writes it),
+    OpenAI calls read 1,920 cached tokens; every fifth round adds an overloaded error and an abandoned stream.
+    `busted`: the Anthropic system prompt changes on every call, so every call writes the cache and reads nothing.
+    """
+
+    def __init__(self) -> None:
+        import anthropic
+        import httpx2
+        import openai
+
+        self.mode = CACHED
+        self.rounds = 0
+        self.failure: BaseException | None = None
+        self._reply: Any = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="llmtrace-live-traffic", daemon=True)
+        transport = httpx2.MockTransport(lambda request: self._reply)
+        self.anthropic = anthropic.Anthropic(api_key="test", base_url="http://mock.local", max_retries=0,
+                                             http_client=httpx2.Client(transport=transport))
+        self.openai = openai.OpenAI(api_key="test", base_url="http://mock.local/v1", max_retries=0,
+                                    http_client=httpx2.Client(transport=transport))
+        self._httpx2, self._api_error = httpx2, anthropic.APIStatusError
+
+    def _sse(self, events: list[sse.Event]) -> Any:
+        return self._httpx2.Response(200, headers={"content-type": "text/event-stream"},
+                                     content=b"".join(sse.encode(events)))
+
+    def _anthropic_stream(self, system: str, cache_read: int, cache_write: int) -> None:
+        self._reply = self._sse(sse.anthropic(["The invoice", " is paid."], model=ANTHROPIC_MODEL, input_tokens=50,
+                                              cache_read=cache_read, cache_write=cache_write, output_tokens=20))
+        stream = self.anthropic.messages.create(
+            model=ANTHROPIC_MODEL, max_tokens=256, stream=True,
+            system=[{"type": "text", "text": system, "cache_control": {"type": "ephemeral"}}],
+            messages=[{"role": "user", "content": "Is invoice 42 paid?"}])
+        for _ in stream:
+            pass
+
+    def _openai_stream(self, cached: int, abandon: bool = False) -> None:
+        self._reply = self._sse(sse.openai_chat(["Yes", ", it is."], model=OPENAI_MODEL, prompt_tokens=2006,
+                                                cached=cached, completion_tokens=12))
+        stream = self.openai.chat.completions.create(
+            model=OPENAI_MODEL, stream=True, stream_options={"include_usage": True}, prompt_cache_key="billing-bot",
+            messages=[{"role": "system", "content": SYSTEM_TEXT}, {"role": "user", "content": "Is invoice 42 paid?"}])
+        if abandon:  # the app stops reading after the first chunk
+            next(iter(stream))
+            stream.close()
+            return
+        for _ in stream:
+            pass
+
+    def _overloaded(self) -> None:
+        self._reply = self._httpx2.Response(
+            529, json={"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})
+        try:
+            self.anthropic.messages.create(model=ANTHROPIC_MODEL, max_tokens=256, stream=True,
+                                           messages=[{"role": "user", "content": "Is invoice 42 paid?"}])
+        except self._api_error:
+            pass
+
+    def one_round(self) -> None:
+        first = self.rounds == 0
+        if self.mode == CACHED:
+            self._anthropic_stream(SYSTEM_TEXT, cache_read=0 if first else 4000, cache_write=4000 if first else 0)
+        else:
+            self._anthropic_stream(f"Request {self.rounds}. {SYSTEM_TEXT}", cache_read=0, cache_write=4000)
+        self._openai_stream(cached=0 if first else 1920)
+        if self.rounds % 5 == 1:
+            self._overloaded()
+            self._openai_stream(cached=1920, abandon=True)
+        self.rounds += 1
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                self.one_round()
+                self._stop.wait(0.05)
+        except BaseException as exc:  # reported by the test through check()
+            self.failure = exc
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def check(self) -> None:
+        if self.failure is not None:
+            raise AssertionError("the traffic thread failed") from self.failure
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
+@dataclass
+class Live:
+    prometheus: Prometheus
+    traffic: Traffic
+
+
+@pytest.fixture(scope="module")
+def live(prometheus_factory, tmp_path_factory) -> Iterator[Live]:
+    require_tool("prometheus")
+    from opentelemetry.exporter.prometheus import PrometheusMetricReader
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.trace import TracerProvider
+    from prometheus_client import CollectorRegistry, start_http_server
+
+    import llmtrace
+
+    registry = CollectorRegistry()
+    meter_provider = MeterProvider(metric_readers=[PrometheusMetricReader(registry=registry)])
+    llmtrace.uninstrument()
+    llmtrace.instrument(tracer_provider=TracerProvider(), meter_provider=meter_provider)
+    port = free_port()
+    server, _ = start_http_server(port, addr="127.0.0.1", registry=registry)
+    rules_dir = tmp_path_factory.mktemp("short-rules")
+    traffic = None
+    try:
+        # Prometheus first: its first scrape comes ~5 s after start (target discovery), time the SDKs take to import.
+        prometheus = prometheus_factory(f"127.0.0.1:{port}", [short_rules(p, rules_dir / p.name) for p in RULE_FILES])
+        traffic = Traffic()
+        traffic.start()
+        # The cached baseline is in: a high recorded hit rate, and the model was already seen `offset` ago.
+        wait_for(lambda: traffic.check() or hit_rate(prometheus, ANTHROPIC_MODEL) > 0.9, 20, "a recorded hit rate > 0.9")
+        wait_for(lambda: prometheus.query('llmtrace_usage_tokens_total{llmtrace_token_type="input"} offset 2s'), 20,
+                 "2 seconds of history")
+        yield Live(prometheus, traffic)
+        traffic.check()
+    finally:
+        if traffic is not None:
+            traffic.stop()
+        llmtrace.uninstrument()
+        server.shutdown()
+        server.server_close()
+        meter_provider.shutdown()
+
+
+def hit_rate(prometheus: Prometheus, model: str) -> float:
+    result = prometheus.query(f'provider_model:llmtrace_cache_hit_ratio:rate5m{{gen_ai_request_model="{model}"}}')
+    return float(result[0]["value"][1]) if result else -1.0
+
+
+def alert_states(prometheus: Prometheus, alertname: str) -> dict[str, str]:
+    """model -> pending/firing, for one alert."""
+    return {a["labels"].get("gen_ai_request_model", ""): a["state"] for a in prometheus.alerts()
+            if a["labels"]["alertname"] == alertname}
+
+
+def substitute(expr: str) -> str:
+    for variable, value in SUBSTITUTIONS.items():
+        expr = expr.replace(variable, value)
+    assert "$" not in expr, expr
+    return expr
+
+
+def selectors(expr: str) -> list[str]:
+    """The series selectors of a PromQL expression (metric name and label matchers, without offsets)."""
+    expr = re.sub(r"\b(by|without|on|ignoring)\s*\([^)]*\)", "", expr)
+    found = re.findall(r"(?<![\w:])((?:llmtrace_|gen_ai_)\w+|\w+:[\w:]+)(\{[^}]*\})?", expr)
+    return sorted({name + (matchers or "") for name, matchers in found})
+
+
+def test_exporter_series_names_are_the_contract_names(live):
+    """The names the real exporter produces from real calls are exactly the contract's (docs/metrics.md)."""
+    result = live.prometheus.query('group by (__name__) ({__name__=~"llmtrace_.+|gen_ai_.+"})')
+    assert {r["metric"]["__name__"] for r in result} == contract_series()
+
+
+def test_every_dashboard_query_returns_series(live):
+    empty = []
+    for path in DASHBOARDS:
+        dashboard = load(path)
+        for title, target in prometheus_targets(dashboard):
+            if not live.prometheus.query(substitute(target["expr"])):
+                empty.append(f"{path.name}: {title}: {target['expr']}")
+        for annotation in dashboard["annotations"]["list"]:
+            if "expr" in annotation:  # alert annotations: valid PromQL (no alert need be firing)
+                live.prometheus.query(substitute(annotation["expr"]))
+        for variable in dashboard["templating"]["list"]:
+            match = re.fullmatch(r"label_values\((.+), (\w+)\)", variable["query"]["query"])
+            assert match, variable["query"]
+            values = live.prometheus.api(f"label/{match.group(2)}/values", **{"match[]": substitute(match.group(1))})
+            if not values:
+                empty.append(f"{path.name}: variable {variable['name']}")
+    assert not empty, "no series for:\n" + "\n".join(empty)
+
+
+def test_every_recording_rule_returns_series(live):
+    """The production expressions (5m / 1h windows) on the live data, and the recorded series themselves."""
+    empty = []
+    for path in RULE_FILES:
+        for group in load_yaml(str(path.relative_to(REPO)))["groups"]:
+            for rule in group["rules"]:
+                if "record" in rule and not (live.prometheus.query(rule["expr"])
+                                             and live.prometheus.query(rule["record"])):
+                    empty.append(rule["record"])
+    assert not empty, empty
+
+
+def test_every_alert_expression_runs_and_every_series_it_reads_exists(live):
+    """An alert's condition is false on healthy data; what must hold is that it evaluates and that no series
+    name, label or label value it reads is misspelt (each selector finds series on real llmtrace data)."""
+    missing = []
+    for path in RULE_FILES:
+        for group in load_yaml(str(path.relative_to(REPO)))["groups"]:
+            for rule in group["rules"]:
+                if "alert" in rule:
+                    live.prometheus.query(rule["expr"])
+                    missing += [f"{rule['alert']}: {s}" for s in selectors(rule["expr"]) if not live.prometheus.query(s)]
+    assert not missing, missing
+
+
+def test_cache_bust_drops_the_hit_rate_and_raises_LLMCacheHitRateDrop(live):
+    prometheus, traffic = live.prometheus, live.traffic
+    assert hit_rate(prometheus, ANTHROPIC_MODEL) > 0.9
+    assert ANTHROPIC_MODEL not in alert_states(prometheus, "LLMCacheHitRateDrop")
+
+    traffic.mode = BUSTED  # from now on every Anthropic call has a new system prompt: writes, no reads
+    state = wait_for(lambda: traffic.check() or alert_states(prometheus, "LLMCacheHitRateDrop").get(ANTHROPIC_MODEL),
+                     30, f"LLMCacheHitRateDrop for {ANTHROPIC_MODEL}")
+    assert state in ("pending", "firing")
+    assert hit_rate(prometheus, ANTHROPIC_MODEL) < 0.2
+    # The OpenAI model kept its cache: no alert, hit rate unchanged.
+    assert OPENAI_MODEL not in alert_states(prometheus, "LLMCacheHitRateDrop")
+    assert hit_rate(prometheus, OPENAI_MODEL) > 0.9
+    # The misses carry their reason, for the dashboards and the runbook.
+    reasons = prometheus.query(f'sum by (llmtrace_cache_miss_reason) (llmtrace_requests_total'
+                               f'{{gen_ai_request_model="{ANTHROPIC_MODEL}", llmtrace_cache_outcome="write"}})')
+    assert {r["metric"].get("llmtrace_cache_miss_reason") for r in reasons} - {None, "first_use"}
