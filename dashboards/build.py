@@ -70,7 +70,7 @@ def explore_tempo(query: str) -> str:
     """
     placeholders = {"@FROM@": "${__from}", "@TO@": "${__to}", "@MODEL@": "${__field.labels.gen_ai_request_model}",
                     "@VALUE@": "${__value.raw}"}
-    panes = {"traces": {"datasource": "tempo", "queries": [{**traceql(query), "queryType": "traceql"}],
+    panes = {"traces": {"datasource": "tempo", "queries": [traceql(query)],
                         "range": {"from": "@FROM@", "to": "@TO@"}}}
     url = "/explore?schemaVersion=1&orgId=1&panes=" + quote(json.dumps(panes, separators=(",", ":")), safe="")
     for token, variable in placeholders.items():

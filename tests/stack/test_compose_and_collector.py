@@ -4,6 +4,7 @@ pipeline, port and address cross-checked between the files and docs/stack.md."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 
@@ -42,11 +43,16 @@ def port_of(endpoint: str) -> int:
     return int(endpoint.rsplit(":", 1)[1].split("/")[0])
 
 
+def compose_env(**extra: str) -> dict[str, str]:
+    """The test's environment without any GRAFANA_* variable a developer may have set, plus `extra`."""
+    return {**{k: v for k, v in os.environ.items() if not k.startswith("GRAFANA_")}, **extra}
+
+
 def test_docker_compose_config_is_valid(tmp_path):
-    empty_env = tmp_path / "empty.env"
+    empty_env = tmp_path / "empty.env"  # not the developer's .env
     empty_env.write_text("")
     result = run([require_tool("docker-compose"), "--env-file", str(empty_env), "-f", "docker-compose.yml",
-                  "config", "-q"], env={"PATH": "/usr/bin:/bin", "GRAFANA_ADMIN_PASSWORD": "test-only"})
+                  "config", "-q"], env=compose_env(GRAFANA_ADMIN_PASSWORD="test-only"))
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -54,7 +60,7 @@ def test_docker_compose_refuses_to_start_without_a_grafana_password(tmp_path):
     empty_env = tmp_path / "empty.env"
     empty_env.write_text("")
     result = run([require_tool("docker-compose"), "--env-file", str(empty_env), "-f", "docker-compose.yml",
-                  "config", "-q"], env={"PATH": "/usr/bin:/bin"})
+                  "config", "-q"], env=compose_env())
     assert result.returncode != 0
     assert "GRAFANA_ADMIN_PASSWORD" in result.stderr
 
