@@ -21,9 +21,10 @@ MEMORY_SIZE = 1024  # prefixes remembered per index; the oldest is forgotten fir
 class CacheIntent:
     """What a request asked of the prompt cache: parts of its cacheable prefix, and their TTL."""
 
-    __slots__ = ("model", "tools", "system", "prefix", "ttl", "_parts")
+    __slots__ = ("provider", "model", "tools", "system", "prefix", "ttl", "_parts")
 
-    def __init__(self, model: str, tools: Any, system: Any, prefix: Any, ttl: float) -> None:
+    def __init__(self, provider: str, model: str, tools: Any, system: Any, prefix: Any, ttl: float) -> None:
+        self.provider = provider
         self.model = model
         self.tools = _fingerprint(tools)
         self.system = _fingerprint(system)
@@ -90,7 +91,7 @@ class PrefixMemory:
 
 def below_minimum(intent: CacheIntent) -> bool:
     """Whether the cacheable prefix is shorter than the model's minimum cacheable length (when known)."""
-    minimum = _pricing.min_cacheable_tokens(intent.model)
+    minimum = _pricing.min_cacheable_tokens(intent.model, intent.provider)
     return minimum is not None and intent.prefix_tokens() < minimum
 
 

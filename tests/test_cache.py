@@ -145,6 +145,6 @@ def test_openai_long_prompt_counts_as_asked(api, telemetry):
 def test_prefix_memory_is_bounded():
     memory = _cache.PrefixMemory(size=4)
     for i in range(10):
-        memory.observe(_cache.CacheIntent("m", None, f"system {i}", None, 300), "write", float(i))
+        memory.observe(_cache.CacheIntent("anthropic", "m", None, f"system {i}", None, 300), "write", float(i))
     assert len(memory._full) == 4
     assert all(len(index) <= 4 for index in memory._without.values())

@@ -151,7 +151,7 @@ def cache_intent(body: dict[str, Any], model: str | None) -> CacheIntent | None:
     if not ttls:
         return None
     ttl = max(TTL_SECONDS.get(t, 300.0) for t in ttls)
-    return CacheIntent(model or "", tools, given(system, (str, list)), messages[: last_breakpoint + 1], ttl)
+    return CacheIntent("anthropic", model or "", tools, given(system, (str, list)), messages[: last_breakpoint + 1], ttl)
 
 
 def _collect_ttl(block: Any, ttls: list[str]) -> None:

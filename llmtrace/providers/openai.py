@@ -253,7 +253,7 @@ def cache_intent(body: dict[str, Any], model: str | None) -> CacheIntent | None:
     system = [instructions, *messages[:leading]] if instructions else messages[:leading]
     prefix = messages[leading:-1]  # the last message is the new turn, never part of a reused prefix
     retention = given(body.get("prompt_cache_retention"), str)
-    return CacheIntent(model or "", tools, system, prefix, RETENTION_TTL.get(retention or "", DEFAULT_TTL))
+    return CacheIntent("openai", model or "", tools, system, prefix, RETENTION_TTL.get(retention or "", DEFAULT_TTL))
 
 
 def _prompt_chars(*parts: Any) -> int:
