@@ -79,21 +79,8 @@ def read_event(r: CallRecord, event: Any) -> None:
     elif kind == "message_delta":
         r.finish_reason = event.delta.stop_reason
         usage = event.usage
-        # Cumulative totals: assign, never add. Input and cache fields are optional here.
-        uncached = usage.input_tokens
-        if uncached is None:
-            uncached = r.input_tokens - r.cache_read - r.cache_write
-        if usage.cache_read_input_tokens is not None:
-            r.cache_read = usage.cache_read_input_tokens
-        if usage.cache_creation_input_tokens is not None:
-            r.cache_write = usage.cache_creation_input_tokens
-            r.cache_write_1h = min(r.cache_write_1h, r.cache_write)
-        r.input_tokens = uncached + r.cache_read + r.cache_write
-        r.output_tokens = usage.output_tokens
-        r.output_final = r.usage_seen = True
-        details = getattr(usage, "output_tokens_details", None)
-        if details is not None and details.thinking_tokens:
-            r.reasoning_tokens = details.thinking_tokens
+        if usage is not None:
+            _read_delta_usage(r, usage)
     elif kind == "message_start":
         message = event.message
         r.response_id = message.id
@@ -103,6 +90,24 @@ def read_event(r: CallRecord, event: Any) -> None:
         _read_diagnostics(r, message)
     elif kind == "message_stop":
         r.terminal = True
+
+
+def _read_delta_usage(r: CallRecord, usage: Any) -> None:
+    # Cumulative totals: assign, never add. Input and cache fields are optional here.
+    uncached = usage.input_tokens
+    if uncached is None:
+        uncached = r.input_tokens - r.cache_read - r.cache_write
+    if usage.cache_read_input_tokens is not None:
+        r.cache_read = usage.cache_read_input_tokens
+    if usage.cache_creation_input_tokens is not None:
+        r.cache_write = usage.cache_creation_input_tokens
+        r.cache_write_1h = min(r.cache_write_1h, r.cache_write)
+    r.input_tokens = uncached + r.cache_read + r.cache_write
+    r.output_tokens = usage.output_tokens
+    r.output_final = r.usage_seen = True
+    details = getattr(usage, "output_tokens_details", None)
+    if details is not None and details.thinking_tokens:
+        r.reasoning_tokens = details.thinking_tokens
 
 
 def read_usage(r: CallRecord, usage: Any) -> None:
