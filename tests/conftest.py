@@ -52,36 +52,35 @@ class FakeAPI:
         return self.replies.pop(0) if len(self.replies) > 1 else self.replies[0]
 
     def sync_handler(self, request: httpx2.Request) -> httpx2.Response:
-        reply = self._reply(request)
-        if reply["kind"] == "json":
-            return httpx2.Response(reply["status"], json=reply["body"], headers=reply["headers"])
-        parts, fail_after = reply["parts"], reply["fail_after"]
-
-        def body() -> Iterator[bytes]:
-            for i, part in enumerate(parts):
-                if fail_after is not None and i == fail_after:
-                    raise httpx2.ReadError("connection reset mid-stream")
-                yield part
-
-        return httpx2.Response(reply["status"], headers={"content-type": "text/event-stream"}, content=body())
+        return self._respond(request, _parts)
 
     def async_handler(self, request: httpx2.Request) -> httpx2.Response:
+        return self._respond(request, _async_parts)
+
+    def _respond(self, request: httpx2.Request, parts_of: Any) -> httpx2.Response:
         reply = self._reply(request)
         if reply["kind"] == "json":
             return httpx2.Response(reply["status"], json=reply["body"], headers=reply["headers"])
-        parts, fail_after = reply["parts"], reply["fail_after"]
-
-        async def body():  # type: ignore[no-untyped-def]
-            for i, part in enumerate(parts):
-                if fail_after is not None and i == fail_after:
-                    raise httpx2.ReadError("connection reset mid-stream")
-                await asyncio.sleep(0)
-                yield part
-
-        return httpx2.Response(reply["status"], headers={"content-type": "text/event-stream"}, content=body())
+        return httpx2.Response(reply["status"], headers={"content-type": "text/event-stream"},
+                               content=parts_of(reply["parts"], reply["fail_after"]))
 
     def sent(self, i: int = -1) -> dict[str, Any]:
         return json.loads(self.requests[i].content)
+
+
+def _parts(parts: list[bytes], fail_after: int | None) -> Iterator[bytes]:
+    for i, part in enumerate(parts):
+        if i == fail_after:
+            raise httpx2.ReadError("connection reset mid-stream")
+        yield part
+
+
+async def _async_parts(parts: list[bytes], fail_after: int | None) -> Any:
+    for i, part in enumerate(parts):
+        if i == fail_after:
+            raise httpx2.ReadError("connection reset mid-stream")
+        await asyncio.sleep(0)
+        yield part
 
 
 @pytest.fixture
