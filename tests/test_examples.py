@@ -1,0 +1,128 @@
+"""Every script in examples/ runs against the emulator, unmodified, and its telemetry reaches an OTLP
+endpoint (a loopback OTLP/HTTP receiver standing in for the collector)."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+class Receiver(ThreadingHTTPServer):
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.spans: list[tuple[str, dict[str, Any]]] = []
+        self.metric_names: set[str] = set()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: Receiver
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        body = self.rfile.read(int(self.headers["content-length"]))
+        if self.headers.get("content-encoding") == "gzip":
+            body = gzip.decompress(body)
+        if self.path == "/v1/traces":
+            request = ExportTraceServiceRequest.FromString(body)
+            for rs in request.resource_spans:
+                for ss in rs.scope_spans:
+                    self.server.spans.extend((s.name, {a.key: _value(a.value) for a in s.attributes}) for s in ss.spans)
+        elif self.path == "/v1/metrics":
+            request = ExportMetricsServiceRequest.FromString(body)
+            self.server.metric_names.update(m.name for rm in request.resource_metrics for sm in rm.scope_metrics
+                                            for m in sm.metrics)
+        self.send_response(200)
+        self.send_header("content-type", "application/x-protobuf")
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def _value(v: Any) -> Any:
+    return getattr(v, v.WhichOneof("value")) if v.WhichOneof("value") else None
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    server = Receiver()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+
+
+def run_example(name: str, receiver: Receiver) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "LLMTRACE_", "ANTHROPIC", "OPENAI"))}
+    env.update(LLMTRACE_EMULATOR="1", OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url)
+    done = subprocess.run([sys.executable, str(EXAMPLES / name)], capture_output=True, text=True, env=env,
+                          timeout=120, cwd=EXAMPLES)
+    assert done.returncode == 0, done.stderr
+    assert "could not export" not in done.stderr, done.stderr  # the endpoint took everything
+    assert {"gen_ai.client.operation.duration", "llmtrace.usage.tokens"} <= receiver.metric_names
+    return done.stdout
+
+
+def outcomes(receiver: Receiver) -> list[tuple[str, str | None, str | None]]:
+    return [(name, a.get("llmtrace.stream.outcome"), a.get("llmtrace.cache.outcome")) for name, a in receiver.spans]
+
+
+def test_every_example_is_tested() -> None:
+    tested = {"quickstart.py", "openai_streaming.py", "ollama_streaming.py", "anthropic_prompt_caching.py",
+              "restart_on_disconnect.py"}
+    assert {p.name for p in EXAMPLES.glob("*.py") if not p.name.startswith("_")} == tested
+
+
+def test_quickstart(receiver: Receiver) -> None:
+    out = run_example("quickstart.py", receiver)
+    assert out.startswith("claude: ") and "\ngpt: " in out
+    assert sorted(n for n, *_ in outcomes(receiver)) == ["chat claude-haiku-4-5", "chat gpt-5-mini"]
+    assert all(outcome == "completed" for _, outcome, _ in outcomes(receiver))
+
+
+def test_openai_streaming(receiver: Receiver) -> None:
+    out = run_example("openai_streaming.py", receiver)
+    assert "prompt tokens" in out
+    spans = [a for _, a in receiver.spans]
+    assert len(spans) == 2 and all(a["llmtrace.usage.source"] == "provider" for a in spans[:1])
+    assert all(a["gen_ai.response.time_to_first_chunk"] > 0 for a in spans)
+
+
+def test_ollama_streaming(receiver: Receiver) -> None:
+    run_example("ollama_streaming.py", receiver)
+    [(name, attributes)] = receiver.spans
+    assert name == "chat llama3.2" and attributes["gen_ai.provider.name"] == "openai"
+    assert "llmtrace.cost.usd" not in attributes  # an unpriced local model: no guessed cost
+
+
+def test_anthropic_prompt_caching(receiver: Receiver) -> None:
+    out = run_example("anthropic_prompt_caching.py", receiver)
+    assert len(out.splitlines()) == 3
+    assert [cache for *_, cache in outcomes(receiver)] == ["write", "hit", "hit"]
+    savings = [a["llmtrace.cache.savings.usd"] for _, a in receiver.spans]
+    assert savings[0] < 0 < savings[1]  # the write premium, then the read discount
+
+
+def test_restart_on_disconnect(receiver: Receiver) -> None:
+    out = run_example("restart_on_disconnect.py", receiver)
+    assert "attempt 1 broke" in out
+    [broken, retried] = receiver.spans
+    assert broken[1]["llmtrace.stream.outcome"] == "error" and broken[1]["error.type"] == "RemoteProtocolError"
+    assert retried[1]["llmtrace.stream.outcome"] == "completed"
