@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import threading
@@ -118,12 +119,20 @@ def _default_providers(tracer_provider: Any, meter_provider: Any) -> tuple[Any, 
     """The app's providers, or OTLP exporters from the standard OTEL_* variables when it configured none."""
     from opentelemetry import metrics, trace
 
+    from . import _exporters
+
+    defaults = False
     if tracer_provider is None and _is_proxy(trace.get_tracer_provider()):
         tracer_provider = _otlp_tracer_provider()
         trace.set_tracer_provider(tracer_provider)
+        defaults = True
     if meter_provider is None and _is_proxy(metrics.get_meter_provider()):
         meter_provider = _otlp_meter_provider()
         metrics.set_meter_provider(meter_provider)
+        defaults = True
+    if defaults:
+        _exporters.quiet_exporter_retries()
+        atexit.register(_exporters.no_retries_at_exit)
     return tracer_provider, meter_provider
 
 
