@@ -3,7 +3,7 @@
 llmtrace keeps a small bounded in-process memory of recent cacheable prefixes: for each, hashes of
 its parts (model, tools, system, messages up to the last cache breakpoint) and when it was last
 used; never the content. A call that wrote or missed is compared with that memory to name what
-changed. Hashes are Python's in-process `hash` of the parts' `repr`: cheap, and never leave the process.
+changed. Hashes are Python's in-process `hash` of the parts: cheap, and never leave the process.
 """
 
 from __future__ import annotations
@@ -96,7 +96,20 @@ def below_minimum(intent: CacheIntent) -> bool:
 
 
 def _fingerprint(part: Any) -> int:
-    return hash(repr(part)) if part is not None else 0
+    return hash(_frozen(part)) if part is not None else 0
+
+
+def _frozen(part: Any) -> Any:
+    """A hashable twin of a JSON-like request part. Strings hash once and cache their hash, so a system
+    prompt the app reuses costs nothing to fingerprint again; `repr` would copy it every call."""
+    if isinstance(part, dict):
+        return tuple((k, _frozen(v)) for k, v in part.items())
+    if isinstance(part, (list, tuple)):
+        return tuple(_frozen(v) for v in part)
+    try:
+        return hash(part)
+    except TypeError:  # an SDK object in the request: fall back to its text form
+        return hash(repr(part))
 
 
 def texts(part: Any) -> list[str]:
