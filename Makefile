@@ -25,8 +25,15 @@ test: $(VENV)/.test
 	bash scripts/install-stack-tools.sh
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-bench: $(VENV)/.test
-	$(BIN)/python benchmarks/run.py $(ARGS)
+# A venv of its own: the reference instrumentations must not be installed where the tests run.
+BENCH_VENV := .venv-bench
+$(BENCH_VENV)/.bench: pyproject.toml $(CONSTRAINTS)
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install -q -c $(CONSTRAINTS) -e '.[bench]'
+	touch $@
+
+bench: $(BENCH_VENV)/.bench
+	$(BENCH_VENV)/bin/python benchmarks/run.py $(ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis
+	rm -rf $(VENV) $(BENCH_VENV) .pytest_cache .hypothesis

@@ -1,0 +1,461 @@
+"""Overhead of llmtrace over the bare SDKs, with the official OpenTelemetry GenAI instrumentations as a reference.
+
+    make bench                       # or: python benchmarks/run.py [--quick] [--rounds N] [--exporter batch]
+
+Each instrumentation (llmtrace, official) is measured in its own worker process, pinned to one CPU,
+against the bare SDK in that same process: every round is a pair of calls, bare then instrumented or
+the other way round (alternating). For llmtrace the bare call goes through a client subclass that
+calls the SDK's own `request`, under llmtrace's wrapper; the official instrumentations are switched
+on and off between the two calls (outside the timed region, each switch followed by an untimed call).
+Times are the benchmark thread's CPU time (`time.thread_time`), so that other processes on a shared
+machine do not count. Figures are medians of the paired differences, with their quartiles.
+The SDKs read SSE bodies from `httpx2.MockTransport` (the emulator's own wire format, no network), so
+the figures are the instrumentation's cost alone. Telemetry goes to in-memory exporters (export cost
+excluded); `--exporter batch` puts a BatchSpanProcessor in the way instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import tracemalloc
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+SIZES = (10, 100, 1000, 10_000)
+QUICK_SIZES = (10, 100, 1000)
+MEMORY_SIZES = (1000, 20_000)
+CASES = [(sdk, style, mode) for sdk in ("anthropic", "openai") for style in ("create", "stream")
+         for mode in ("sync", "async")]
+HERE = Path(__file__).resolve().parent
+# CPU time of the benchmark's thread: time the machine gives to other processes (a shared, noisy host)
+# is not counted. The instrumentation's own work runs on this thread: in-memory exporters, no I/O.
+clock = time.thread_time
+TARGETS = {"per_chunk_us": 0.5, "per_call_us": 100.0, "ttfc_us": 40.0, "memory_kib": 32.0}
+
+
+# -- the worker: one variant, every case --------------------------------------------------------------------
+
+def bodies(sdk: str, n: int) -> list[bytes]:
+    """The SSE frames of a reply with `n` text deltas, as the emulator sends them."""
+    from llmtrace.emulator._cache import PromptCache
+    from llmtrace.emulator._common import Reply
+    from llmtrace.emulator.anthropic import Anthropic, Plan as AnthropicPlan
+    from llmtrace.emulator.openai import OpenAI, Plan as OpenAIPlan
+
+    reply = Reply(pieces=(" word",) * n, output_tokens=n, hit_limit=False)
+    if sdk == "anthropic":
+        usage = {"input_tokens": 12, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 5000,
+                 "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0}}
+        plan = AnthropicPlan("msg_bench", "claude-haiku-4-5", reply, usage, None)
+        return [frame for frame, _ in Anthropic(PromptCache(time.monotonic), n).frames(plan, None)]
+    plan = OpenAIPlan("chatcmpl-bench", "gpt-5-mini", 1_700_000_000, reply, 5012, 4992, include_usage=True)
+    return [frame for frame, _ in OpenAI(PromptCache(time.monotonic), n).chat_frames(plan, None)]
+
+
+def client(sdk: str, is_async: bool, frames: Callable[[], list[bytes]], bare: bool = False) -> Any:
+    import anthropic
+    import httpx2
+    import openai
+
+    def respond(request: httpx2.Request) -> httpx2.Response:
+        parts = frames()
+        if is_async:
+            async def body() -> Any:
+                for part in parts:
+                    yield part
+            content: Any = body()
+        else:
+            content = iter(parts)
+        return httpx2.Response(200, headers={"content-type": "text/event-stream"}, content=content)
+
+    transport = httpx2.MockTransport(respond)
+    http = httpx2.AsyncClient(transport=transport) if is_async else httpx2.Client(transport=transport)
+    if sdk == "anthropic":
+        cls: Any = anthropic.AsyncAnthropic if is_async else anthropic.Anthropic
+        kwargs = {"base_url": "http://bench.local"}
+    else:
+        cls = openai.AsyncOpenAI if is_async else openai.OpenAI
+        kwargs = {"base_url": "http://bench.local/v1"}
+    if bare:
+        # The same client class, but calling the SDK's own `request` under llmtrace's wrapper: the bare SDK,
+        # in the same process and with the same warm caches as the instrumented calls it is paired with.
+        wrapped = cls.request
+        cls = type("Bare" + cls.__name__, (cls,), {"request": getattr(wrapped, "__wrapped__", wrapped)})
+    return cls(api_key="bench", http_client=http, max_retries=0, **kwargs)
+
+
+def opener(sdk: str, style: str, c: Any) -> Callable[[], Any]:
+    messages = [{"role": "user", "content": "hi"}]
+    if sdk == "anthropic":
+        if style == "create":
+            return lambda: c.messages.create(model="claude-haiku-4-5", max_tokens=64, messages=messages, stream=True)
+        return lambda: c.messages.stream(model="claude-haiku-4-5", max_tokens=64, messages=messages)
+    if style == "create":
+        return lambda: c.chat.completions.create(model="gpt-5-mini", messages=messages, stream=True,
+                                                 stream_options={"include_usage": True})
+    return lambda: c.chat.completions.stream(model="gpt-5-mini", messages=messages,
+                                             stream_options={"include_usage": True})
+
+
+def time_sync(open_call: Callable[[], Any], style: str) -> tuple[float, float]:
+    """(seconds for the whole call, seconds to the first item)."""
+    start = clock()
+    first = 0.0
+    if style == "stream":
+        with open_call() as stream:
+            for _ in stream:
+                first = first or clock()
+    else:
+        for _ in open_call():
+            first = first or clock()
+    end = clock()
+    return end - start, first - start
+
+
+async def time_async(open_call: Callable[[], Any], style: str) -> tuple[float, float]:
+    start = clock()
+    first = 0.0
+    if style == "stream":
+        async with open_call() as stream:
+            async for _ in stream:
+                first = first or clock()
+    else:
+        async for _ in await open_call():
+            first = first or clock()
+    end = clock()
+    return end - start, first - start
+
+
+def telemetry(exporter: str) -> tuple[Any, Any, Callable[[], None]]:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter, SpanExportResult
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    class Discard(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    tracer_provider = TracerProvider()
+    memory = InMemorySpanExporter()
+    tracer_provider.add_span_processor(BatchSpanProcessor(Discard()) if exporter == "batch"
+                                       else SimpleSpanProcessor(memory))
+    return tracer_provider, MeterProvider(metric_readers=[InMemoryMetricReader()]), memory.clear
+
+
+def instrument(variant: str, tracer_provider: Any, meter_provider: Any) -> None:
+    # Providers are passed, never set globally: a global SDK provider would switch on the Anthropic SDK's
+    # own tracing in the bare runs too.
+    if variant == "llmtrace":
+        import llmtrace
+
+        llmtrace.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
+    elif variant == "official":
+        from opentelemetry.instrumentation.genai.anthropic import AnthropicInstrumentor
+        from opentelemetry.instrumentation.genai.openai import OpenAIInstrumentor
+
+        for instrumentor in (OpenAIInstrumentor(), AnthropicInstrumentor()):
+            instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
+
+
+def toggles(variant: str, tracer_provider: Any, meter_provider: Any) -> tuple[Callable[[], None], Callable[[], None]]:
+    """(switch the instrumentation on, switch it off). Providers are passed, never set globally: a global
+    SDK provider would switch on the Anthropic SDK's own tracing in the bare calls too."""
+    if variant == "llmtrace":
+        import llmtrace
+
+        return (lambda: llmtrace.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider),
+                llmtrace.uninstrument)
+    from opentelemetry.instrumentation.genai.anthropic import AnthropicInstrumentor
+    from opentelemetry.instrumentation.genai.openai import OpenAIInstrumentor
+
+    instrumentors = (OpenAIInstrumentor(), AnthropicInstrumentor())
+
+    def on() -> None:
+        for instrumentor in instrumentors:
+            instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
+
+    def off() -> None:
+        for instrumentor in instrumentors:
+            instrumentor.uninstrument()
+
+    return on, off
+
+
+def paired(measure_bare: Callable[[], tuple[float, float]], measure_traced: Callable[[], tuple[float, float]],
+           rounds: int, clear: Callable[[], None], on: Callable[[], None] | None = None,
+           off: Callable[[], None] | None = None) -> dict[str, list[float]]:
+    """Differences traced - bare of (total seconds, seconds to first item) over `rounds` pairs. With `on`/`off`
+    (instrumentations that cannot be bypassed per call) the instrumentation is switched between the two
+    calls of a pair, followed by an untimed warm-up call."""
+    def run(traced: bool) -> tuple[float, float]:
+        if on is not None and off is not None:
+            (on if traced else off)()
+            (measure_traced if traced else measure_bare)()
+        return (measure_traced if traced else measure_bare)()
+
+    totals, firsts, bare = [], [], []
+    run(False), run(True)
+    gc.collect()
+    for i in range(rounds):
+        gc.disable()  # a collection inside one call of a pair would land on one side only
+        try:
+            results = {traced: run(traced) for traced in ((False, True) if i % 2 else (True, False))}
+        finally:
+            gc.enable()
+        if i % 16 == 15:
+            clear()
+            gc.collect()
+        totals.append(results[True][0] - results[False][0])
+        firsts.append(results[True][1] - results[False][1])
+        bare.append(results[False][0])
+    clear()
+    if off is not None:
+        off()
+    return {"total": totals, "first": firsts, "bare": bare}
+
+
+def worker(variant: str, sizes: list[int], exporter: str) -> dict[str, Any]:
+    tracer_provider, meter_provider, clear = telemetry(exporter)
+    on, off = toggles(variant, tracer_provider, meter_provider)
+    bypass = variant == "llmtrace"  # llmtrace wraps one method per client class: bypassed by a subclass
+    switches = {} if bypass else {"on": on, "off": off}
+    on()
+    frames: dict[tuple[str, int], list[bytes]] = {}
+    current: list[list[bytes]] = [[]]
+    out: dict[str, Any] = {"calls": {}, "memory": {}, "plain": {}}
+    for sdk, style, mode in CASES:
+        is_async = mode == "async"
+        measures = []
+        loop = asyncio.new_event_loop()
+        for bare in (True, False):
+            open_call = opener(sdk, style, client(sdk, is_async, lambda: current[0], bare=bare and bypass))
+            if is_async:
+                measures.append(lambda o=open_call: loop.run_until_complete(time_async(o, style)))
+            else:
+                measures.append(lambda o=open_call: time_sync(o, style))
+        rows = {}
+        for n in sizes:
+            current[0] = frames.setdefault((sdk, n), bodies(sdk, n))
+            rows[n] = paired(*measures, max(6, min(200, 20_000 // n)), clear, **switches)
+            on()
+        loop.close()
+        out["calls"][f"{sdk} {style} {mode}"] = rows
+    for sdk in ("anthropic", "openai"):  # memory held at the peak of one raw stream, sync
+        peaks: dict[str, dict[int, int]] = {}
+        for label, switch in (("bare", off), ("instrumented", on)):
+            switch()
+            open_call = opener(sdk, "create", client(sdk, False, lambda: current[0]))
+            peaks[label] = {}
+            for n in MEMORY_SIZES:
+                current[0] = frames.setdefault((sdk, n), bodies(sdk, n))
+                for _ in open_call():  # warm
+                    pass
+                gc.collect()
+                tracemalloc.start()
+                for _ in open_call():
+                    pass
+                peaks[label][n] = tracemalloc.get_traced_memory()[1]
+                tracemalloc.stop()
+                clear()
+        off()
+        out["memory"][sdk] = peaks
+    on()
+    out["plain"] = plain_calls(bypass, clear, switches)
+    return out
+
+
+def plain_calls(bypass: bool, clear: Callable[[], None], switches: dict[str, Any]) -> dict[str, Any]:
+    """Per-call cost of a plain Anthropic call with a 5,000-token system prompt, with and without cache_control:
+    the difference is the cache fingerprint's work (metrics and cost are recorded in both)."""
+    import anthropic
+    import httpx2
+
+    system = " ".join(f"Rule {n}: quote the plan's limit from section {n % 17}." for n in range(420))
+    usage = {"input_tokens": 12, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 5000, "output_tokens": 20}
+    message = {"id": "msg_bench", "type": "message", "role": "assistant", "model": "claude-haiku-4-5",
+               "content": [{"type": "text", "text": "ok"}], "stop_reason": "end_turn", "stop_sequence": None,
+               "usage": usage}
+    body = json.dumps(message).encode()
+    def make(bare: bool) -> Any:
+        http = httpx2.Client(transport=httpx2.MockTransport(
+            lambda r: httpx2.Response(200, headers={"content-type": "application/json"}, content=body)))
+        cls: Any = anthropic.Anthropic
+        if bare:
+            cls = type("BareAnthropic", (cls,), {"request": getattr(cls.request, "__wrapped__", cls.request)})
+        return cls(api_key="bench", base_url="http://bench.local", http_client=http, max_retries=0)
+
+    clients = {bare: make(bare and bypass) for bare in (True, False)}
+    results = {}
+    for label, blocks in (("cached", [{"type": "text", "text": system, "cache_control": {"type": "ephemeral"}}]),
+                          ("uncached", [{"type": "text", "text": system}])):
+        def call(c: Any, blocks: Any = blocks) -> tuple[float, float]:
+            start = clock()
+            c.messages.create(model="claude-haiku-4-5", max_tokens=64, system=blocks,
+                              messages=[{"role": "user", "content": "hi"}])
+            return clock() - start, 0.0
+        results[label] = paired(lambda: call(clients[True]), lambda: call(clients[False]), 300, clear,
+                                **switches)["total"]
+    return results
+
+
+# -- the driver: rounds of workers, paired differences, the report ------------------------------------------
+
+def fit(xs: list[int], ys: list[float]) -> tuple[float, float]:
+    """Least-squares line through (chunks, seconds): (seconds per chunk, fixed seconds per call)."""
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+    return slope, my - slope * mx
+
+
+def run_worker(variant: str, sizes: list[int], exporter: str, cpu: int | None) -> dict[str, Any]:
+    command = [sys.executable, __file__, "--worker", variant, "--exporter", exporter,
+               "--sizes", ",".join(map(str, sizes))]
+    if cpu is not None:
+        command += ["--cpu", str(cpu)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"benchmark worker {variant} failed:\n{done.stderr}")
+    return json.loads(done.stdout)
+
+
+def quartiles(values: list[float]) -> tuple[float, float, float]:
+    q = statistics.quantiles(values, n=4) if len(values) > 1 else [values[0]] * 3
+    return q[0], statistics.median(values), q[2]
+
+
+def spread(values: list[float], scale: float = 1e6) -> str:
+    low, mid, high = quartiles(values)
+    return f"{mid * scale:.2f} ({low * scale:.2f}…{high * scale:.2f})"
+
+
+def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One variant's figures: per case the line through the median paired differences, and the spread."""
+    table: dict[str, Any] = {}
+    for case in runs[0]["calls"]:
+        rows = {int(n): {k: sum((r["calls"][case][n][k] for r in runs), []) for k in ("total", "first", "bare")}
+                for n in runs[0]["calls"][case]}
+        sizes = sorted(rows)
+        per_chunk, per_call = fit(sizes, [statistics.median(rows[n]["total"]) for n in sizes])
+        largest = sizes[-1]
+        table[case] = {
+            "per_chunk_us": per_chunk * 1e6, "per_call_us": per_call * 1e6,
+            "ttfc_us": statistics.median(rows[sizes[0]]["first"]) * 1e6,
+            "largest": largest, "largest_diff": spread(rows[largest]["total"]),
+            "largest_bare_ms": statistics.median(rows[largest]["bare"]) * 1e3,
+            "smallest_diff": spread(rows[sizes[0]]["total"]),
+        }
+    memory = {}
+    for sdk in ("anthropic", "openai"):
+        growth = []
+        for r in runs:
+            m = r["memory"][sdk]
+            growth.append(((m["instrumented"]["20000"] - m["instrumented"]["1000"])
+                           - (m["bare"]["20000"] - m["bare"]["1000"])) / 1024)
+        memory[sdk] = statistics.median(growth)
+    cached = sum((r["plain"]["cached"] for r in runs), [])
+    uncached = sum((r["plain"]["uncached"] for r in runs), [])
+    return {"cases": table, "memory": memory, "plain_cached": cached, "plain_uncached": uncached}
+
+
+def markdown(results: dict[str, dict[str, Any]], command: str, exporter: str) -> str:
+    import anthropic
+    import openai
+    import opentelemetry.sdk.version as otel
+
+    import llmtrace
+
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    lines = [
+        "# Benchmark results", "",
+        f"Command: `{command}` · exporter: {exporter} · {time.strftime('%Y-%m-%d')}  ",
+        f"Machine: {cpu}, {os.cpu_count()} CPUs (the worker pinned to one) · Python {platform.python_version()} · "
+        f"anthropic {anthropic.__version__} · openai {openai.__version__} · opentelemetry-sdk {otel.__version__} · "
+        f"llmtrace {llmtrace.__version__}", "",
+        "Every figure is the instrumented call minus the bare call of the same pair, in the same process "
+        "(pairs alternate which goes first). µs/chunk and fixed µs/call are the slope and intercept of the "
+        "line through the median differences at 10, 100, 1,000 and 10,000 chunks; extra TTFC is the median "
+        "difference in time to the first item at 10 chunks. The last two columns show the spread: median "
+        "(quartiles) of the paired differences, in µs, at the smallest and largest stream.", "",
+        "| variant | SDK, call, mode | µs/chunk | fixed µs/call | extra TTFC µs | Δ µs at 10 chunks | "
+        "Δ µs at the largest (bare ms) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for variant, summary in results.items():
+        for case, row in summary["cases"].items():
+            lines.append(f"| {variant} | {case} | {row['per_chunk_us']:.2f} | {row['per_call_us']:.1f} | "
+                         f"{row['ttfc_us']:.1f} | {row['smallest_diff']} | {row['largest_diff']} "
+                         f"({row['largest_bare_ms']:.1f}) |")
+    lines += ["", "| variant | memory growth at the peak of one stream, 1,000 → 20,000 chunks, over the bare SDK |",
+              "|---|---|"]
+    for variant, summary in results.items():
+        lines.append(f"| {variant} | " + ", ".join(f"{sdk} {kib:.1f} KiB" for sdk, kib in summary["memory"].items())
+                     + " |")
+    lines += ["", "| variant | plain Anthropic call with a 5,000-token system prompt and `cache_control`: µs over "
+                  "bare | the same call without `cache_control` |", "|---|---|---|"]
+    for variant, summary in results.items():
+        lines.append(f"| {variant} | {spread(summary['plain_cached'])} | {spread(summary['plain_uncached'])} |")
+    if "llmtrace" in results:
+        cases = results["llmtrace"]["cases"].values()
+        worst = {"per_chunk_us": max(r["per_chunk_us"] for r in cases),
+                 "per_call_us": max(r["per_call_us"] for r in cases),
+                 "ttfc_us": max(r["ttfc_us"] for r in cases),
+                 "memory_kib": max(results["llmtrace"]["memory"].values())}
+        lines += ["", "## Targets (llmtrace, worst case over the call styles)", ""]
+        for name, limit in TARGETS.items():
+            value = worst[name]
+            verdict = "met" if value <= limit else f"missed by {value - limit:.1f} ({value / limit:.1f}× the target)"
+            lines.append(f"- {name.replace('_', ' ').replace(' us', ' µs')}: {value:.2f}, target ≤{limit:g}: **{verdict}**")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=1, help="worker processes per variant (default: %(default)s)")
+    parser.add_argument("--quick", action="store_true", help="up to 1,000 chunks")
+    parser.add_argument("--exporter", choices=("memory", "batch"), default="memory")
+    parser.add_argument("--variants", default="llmtrace,official", help="comma-separated: llmtrace, official")
+    parser.add_argument("--output", default=str(HERE / "RESULTS.md"))
+    parser.add_argument("--report-only", action="store_true", help="rewrite the report from benchmarks/results.json")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--sizes", help=argparse.SUPPRESS)
+    parser.add_argument("--cpu", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        if args.cpu is not None:
+            os.sched_setaffinity(0, {args.cpu})
+        print(json.dumps(worker(args.worker, [int(s) for s in args.sizes.split(",")], args.exporter)))
+        return 0
+    sizes = list(QUICK_SIZES if args.quick else SIZES)
+    variants = args.variants.split(",")
+    cpu = max(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    raw: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
+    if args.report_only:
+        raw = json.loads((HERE / "results.json").read_text())
+    else:
+        for r in range(args.rounds):
+            for variant in variants:
+                raw[variant].append(run_worker(variant, sizes, args.exporter, cpu))
+                print(f"{variant}: run {r + 1}/{args.rounds} done", file=sys.stderr)
+        (HERE / "results.json").write_text(json.dumps(raw))
+    command = ("python benchmarks/run.py " + " ".join(a for a in sys.argv[1:] if a != "--report-only")).strip()
+    report = markdown({v: summarise(runs) for v, runs in raw.items()}, command, args.exporter)
+    Path(args.output).write_text(report)
+    print(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
