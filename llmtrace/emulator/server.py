@@ -28,8 +28,10 @@ class _HideInjectedFaults(logging.Filter):
 
 def server(emulator: Emulator, host: str, port: int, log_level: str = "warning") -> uvicorn.Server:
     logging.getLogger("uvicorn.error").addFilter(_HideInjectedFaults())
+    # Keep idle connections as long as the providers' front ends do (uvicorn's default is 5 s): SDK clients
+    # pool them, and a server closing one just as a client reuses it breaks that request.
     config = uvicorn.Config(emulator.app, host=host, port=port, log_level=log_level, lifespan="off",
-                            access_log=log_level in ("debug", "info"))
+                            access_log=log_level in ("debug", "info"), timeout_keep_alive=75)
     return uvicorn.Server(config)
 
 
