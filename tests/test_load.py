@@ -117,8 +117,8 @@ def test_threads_of_sync_streams(telemetry: Any, emulator_url: str) -> None:
     import anthropic
     import openai
 
-    a = anthropic.Anthropic(base_url=emulator_url, api_key="unused", max_retries=0)
-    o = openai.OpenAI(base_url=emulator_url + "/v1", api_key="unused", max_retries=0)
+    a = anthropic.Anthropic(base_url=emulator_url, api_key="unused", max_retries=0, timeout=120)
+    o = openai.OpenAI(base_url=emulator_url + "/v1", api_key="unused", max_retries=0, timeout=120)
 
     def worker(t: int) -> list[tuple[str, int]]:
         seen = []
@@ -149,7 +149,7 @@ def test_memory_returns_to_baseline(telemetry: Any, emulator_url: str) -> None:
 
     from tests.conftest import EXPORTER
 
-    a = anthropic.AsyncAnthropic(base_url=emulator_url, api_key="unused", max_retries=0)
+    a = anthropic.AsyncAnthropic(base_url=emulator_url, api_key="unused", max_retries=0, timeout=120)
 
     async def batch() -> None:
         async def one() -> None:
