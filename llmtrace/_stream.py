@@ -20,78 +20,79 @@ if TYPE_CHECKING:
     from ._telemetry import Telemetry
 
 
-def _events(next_item: Callable[[], Any], record: CallRecord) -> Iterator[Any]:
-    """The per-chunk path: time, count and read each item the SDK yields. Arithmetic and one read call only."""
+def _events(stream: Any, record: CallRecord) -> Iterator[Any]:
+    """The per-chunk path: time, count and read each item the SDK yields. Arithmetic and one read call only.
+
+    It loops over the SDK's own iterator, as a bare `for` loop would: no Python call per item to reach it.
+    """
     read = record.read
-    while True:
-        try:
-            event = next_item()
-        except StopIteration:
-            record.end("drained")
-            return
-        except BaseException as exc:  # end() decides whether a stop is an error or an abandon
-            record.end("failed", exc)
-            raise
-        now = perf_counter()
-        if record.chunks:
-            gap = now - record.last
-            if gap > record.max_gap:
-                record.max_gap = gap
-        else:
-            record.first_chunk = now
-        record.last = now
-        record.chunks += 1
-        try:
-            if read(record, event):  # an item llmtrace asked for itself (opt-in OpenAI stream usage): hide it
-                record.chunks -= 1
-                continue
-        except Exception as exc:  # a reader bug or an event of an unexpected shape: the app gets its event
-            read = record.telemetry.reader_failed(record, exc)
-        yield event
+    try:
+        for event in stream.__iter__():
+            now = perf_counter()
+            if record.chunks:
+                gap = now - record.last
+                if gap > record.max_gap:
+                    record.max_gap = gap
+            else:
+                record.first_chunk = now
+            record.last = now
+            record.chunks += 1
+            try:
+                if read(record, event):  # an item llmtrace asked for itself (opt-in OpenAI stream usage): hide it
+                    record.chunks -= 1
+                    continue
+            except Exception as exc:  # a reader bug or an event of an unexpected shape: the app gets its event
+                read = record.telemetry.reader_failed(record, exc)
+            yield event
+    except GeneratorExit:  # closed or dropped by the app at a `yield`: the shell reports how
+        raise
+    except BaseException as exc:  # end() decides whether a stop is an error or an abandon
+        record.end("failed", exc)
+        raise
+    record.end("drained")
 
 
-async def _async_events(next_item: Callable[[], Awaitable[Any]], record: CallRecord) -> AsyncIterator[Any]:
-    # The body of _events with `await`: kept inline in both, as a shared helper call per chunk would cost
-    # about a tenth of the per-chunk budget.
+async def _async_events(stream: Any, record: CallRecord) -> AsyncIterator[Any]:
+    # The body of _events with `async for`: kept inline in both, as a shared helper call per chunk would
+    # cost about a tenth of the per-chunk budget.
     read = record.read
-    while True:
-        try:
-            event = await next_item()
-        except StopAsyncIteration:
-            record.end("drained")
-            return
-        except BaseException as exc:
-            record.end("failed", exc)
-            raise
-        now = perf_counter()
-        if record.chunks:
-            gap = now - record.last
-            if gap > record.max_gap:
-                record.max_gap = gap
-        else:
-            record.first_chunk = now
-        record.last = now
-        record.chunks += 1
-        try:
-            if read(record, event):
-                record.chunks -= 1
-                continue
-        except Exception as exc:
-            read = record.telemetry.reader_failed(record, exc)
-        yield event
+    try:
+        async for event in stream.__aiter__():
+            now = perf_counter()
+            if record.chunks:
+                gap = now - record.last
+                if gap > record.max_gap:
+                    record.max_gap = gap
+            else:
+                record.first_chunk = now
+            record.last = now
+            record.chunks += 1
+            try:
+                if read(record, event):
+                    record.chunks -= 1
+                    continue
+            except Exception as exc:
+                read = record.telemetry.reader_failed(record, exc)
+            yield event
+    except GeneratorExit:
+        raise
+    except BaseException as exc:
+        record.end("failed", exc)
+        raise
+    record.end("drained")
 
 
 class TracedStream(wrapt.BaseObjectProxy):
     """A sync SDK stream (`anthropic.Stream`, `openai.Stream`); `isinstance` and every attribute pass through.
 
-    `for` loops iterate a generator over the SDK's `__next__`, which costs far less per item than a
+    `for` loops iterate a generator over the SDK's own iterator, which costs far less per item than a
     method on the proxy; `next(stream)` reaches the same generator. The proxy and the generator both hold
     the record, which ends the call as `collected` when the last of them is dropped.
     """
 
     def __init__(self, stream: Any, record: CallRecord) -> None:
         super().__init__(stream)
-        self._self_events = _events(stream.__next__, record)  # `_self_` keeps state on the proxy (wrapt rule)
+        self._self_events = _events(stream, record)  # `_self_` keeps state on the proxy (wrapt rule)
         self._self_record = record
 
     def __iter__(self) -> Iterator[Any]:
@@ -126,7 +127,7 @@ class AsyncTracedStream(wrapt.BaseObjectProxy):
 
     def __init__(self, stream: Any, record: CallRecord) -> None:
         super().__init__(stream)
-        self._self_events = _async_events(stream.__anext__, record)
+        self._self_events = _async_events(stream, record)
         self._self_record = record
 
     def __aiter__(self) -> AsyncIterator[Any]:
