@@ -27,7 +27,7 @@ import subprocess
 import sys
 import time
 import tracemalloc
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -288,7 +288,7 @@ def otel_floor(tracer_provider: Any, meter_provider: Any, calls: int = 3000) -> 
 
     tracer = tracer_provider.get_tracer("floor")
     meter = meter_provider.get_meter("floor")
-    histograms = [meter.create_histogram(name) for name in ("duration", "ttfc", "chunks", "tokens")]
+    duration, ttfc, chunks, tokens = (meter.create_histogram(name) for name in ("duration", "ttfc", "chunks", "tokens"))
     start_attrs = {sc.OPERATION_NAME: "chat", sc.PROVIDER_NAME: "anthropic", sc.REQUEST_STREAM: True,
                    sc.REQUEST_MODEL: "claude-haiku-4-5", sc.SERVER_ADDRESS: "api.anthropic.com",
                    sc.SERVER_PORT: 443, sc.REQUEST_MAX_TOKENS: 64}
@@ -301,7 +301,6 @@ def otel_floor(tracer_provider: Any, meter_provider: Any, calls: int = 3000) -> 
                  sc.RESPONSE_TIME_TO_FIRST_CHUNK: 0.001}
     base = {sc.PROVIDER_NAME: "anthropic", sc.REQUEST_MODEL: "claude-haiku-4-5", sc.OPERATION_NAME: "chat",
             sc.SERVER_ADDRESS: "api.anthropic.com"}
-    duration, ttfc, chunks, tokens = histograms
     times = []
     for _ in range(calls):
         start = clock()
@@ -466,9 +465,8 @@ def markdown(results: dict[str, dict[str, Any]], command: str, exporter: str) ->
         lines.append(f"| {variant} | {spread(summary['plain_cached'])} | {spread(summary['plain_uncached'])} |")
     if "llmtrace" in results:
         cases = list(results["llmtrace"]["cases"].values())
-        memory = list(results["llmtrace"]["memory"].values())
         ranges = {name: [r[name] for r in cases] for name in ("per_chunk_us", "per_call_us", "ttfc_us")}
-        ranges["memory_kib"] = memory
+        ranges["memory_kib"] = list(results["llmtrace"]["memory"].values())
         lines += ["", "## Targets (llmtrace: best … worst over the call styles; the worst decides)", ""]
         for name, limit in TARGETS.items():
             low, value = min(ranges[name]), max(ranges[name])

@@ -27,7 +27,7 @@ def _events(stream: Any, record: CallRecord) -> Iterator[Any]:
     """
     read = record.read
     try:
-        for event in stream.__iter__():
+        for event in iter(stream):
             now = perf_counter()
             if record.chunks:
                 gap = now - record.last
@@ -57,7 +57,7 @@ async def _async_events(stream: Any, record: CallRecord) -> AsyncIterator[Any]:
     # cost about a tenth of the per-chunk budget.
     read = record.read
     try:
-        async for event in stream.__aiter__():
+        async for event in aiter(stream):
             now = perf_counter()
             if record.chunks:
                 gap = now - record.last

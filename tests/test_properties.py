@@ -95,9 +95,9 @@ def _clients() -> None:
     from anthropic import _base_client as anthropic_base
     from openai import _base_client as openai_base
 
-    for sdk, module, base, sync_cls, async_cls, url in (
-            ("anthropic", anthropic, anthropic_base, anthropic.Anthropic, anthropic.AsyncAnthropic, "http://mock.local"),
-            ("openai", openai, openai_base, openai.OpenAI, openai.AsyncOpenAI, "http://mock.local/v1")):
+    for sdk, base, sync_cls, async_cls, url in (
+            ("anthropic", anthropic_base, anthropic.Anthropic, anthropic.AsyncAnthropic, "http://mock.local"),
+            ("openai", openai_base, openai.OpenAI, openai.AsyncOpenAI, "http://mock.local/v1")):
         for is_async, cls, client_base, http_cls, handler in (
                 (False, sync_cls, base.SyncAPIClient, httpx2.Client, SERVER.sync_handler),
                 (True, async_cls, base.AsyncAPIClient, httpx2.AsyncClient, SERVER.async_handler)):
