@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
                 mod = importlib.import_module(module)
             except ImportError as exc:
                 parser.exit(2, f"llmtrace {name}: missing optional dependency ({exc.name}); "
-                               f"install with: pip install 'llmtrace[demo]'\n")
+                               f"install with: pip install 'llmtrace-otel[demo]'\n")
             mod.add_arguments(p)
             p.set_defaults(_run=mod.run)
     args = parser.parse_args(argv)
