@@ -24,7 +24,7 @@ class CallRecord:
         "telemetry", "span", "read", "read_final", "provider", "operation", "request_model", "server_address", "server_port",
         "stream", "request", "cache", "capture", "capture_room",
         "start", "first_chunk", "first_token", "last", "chunks", "max_gap",
-        "response_id", "response_model", "finish_reason", "terminal", "provider_error", "out_chars",
+        "response_id", "response_model", "finish_reason", "choices", "finish_reasons", "terminal", "provider_error", "out_chars",
         "usage_seen", "output_final", "input_tokens", "output_tokens", "cache_read", "cache_write",
         "cache_write_1h", "reasoning_tokens", "provider_miss_reason",
         "outcome", "error", "_ended",
@@ -53,6 +53,8 @@ class CallRecord:
         self.response_id: str | None = None
         self.response_model: str | None = None
         self.finish_reason: str | None = None
+        self.choices = 1  # completions the request asked for (OpenAI `n`)
+        self.finish_reasons: dict[int, str] | None = None  # by choice index, when choices > 1
         self.terminal = False
         self.provider_error: str | None = None  # an error the stream reported without raising (Responses `error`)
         self.out_chars = 0
@@ -71,12 +73,23 @@ class CallRecord:
             self.capture.append(text[: self.capture_room])  # type: ignore[union-attr]
             self.capture_room -= len(text)
 
+    def choice_finished(self, index: int, reason: str) -> None:
+        """A choice's finish reason; the response is complete once every choice asked for has one."""
+        if self.choices == 1:
+            self.finish_reason, self.terminal = reason, True
+            return
+        if self.finish_reasons is None:
+            self.finish_reasons = {}
+        self.finish_reasons[index] = reason
+        self.terminal = len(self.finish_reasons) >= self.choices
+
     def end(self, how: End, error: BaseException | None = None) -> None:
         if self._ended:  # drain, close(), __exit__ and GC can all report the same end
             return
         self._ended = True
         end_time = perf_counter()
-        if how == "failed" and error is not None and _is_failure(error):
+        if how == "failed" and error is not None and (_is_failure(error) or not self.stream):
+            # A plain call stopped before its response (a timeout, a cancelled task, Ctrl-C) got no result.
             self.outcome, self.error = "error", error
         elif self.provider_error is not None:
             self.outcome = "error"
@@ -98,6 +111,6 @@ class CallRecord:
 
 
 def _is_failure(error: BaseException) -> bool:
-    # A consumer that stops reading (GeneratorExit, task cancellation, Ctrl-C: all BaseException only)
-    # abandons the stream; it did not fail.
+    # A consumer that stops reading a stream (GeneratorExit, task cancellation, Ctrl-C: all BaseException
+    # only) abandons it; it did not fail.
     return isinstance(error, Exception)

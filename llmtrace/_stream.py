@@ -152,6 +152,10 @@ class AsyncTracedStream(wrapt.BaseObjectProxy):
         finally:
             self._self_record.end("closed")
 
+    @property
+    def aclose(self) -> Callable[[], Awaitable[None]]:
+        return _ending_aclose(self)
+
     def _llmtrace_closed(self) -> None:
         self._self_record.end("closed")
 
@@ -175,6 +179,24 @@ class TracedResponse(wrapt.BaseObjectProxy):
         finally:
             if self._self_parsed is _UNSET:
                 self._self_record.end("closed")
+
+
+def _ending_aclose(proxy: AsyncTracedStream) -> Callable[[], Awaitable[None]]:
+    """The wrapped stream's `aclose` alias (openai 3.57 `AsyncStream`), ending the call too.
+
+    The alias calls the wrapped stream's own `close()`, bypassing the proxy's. A property, so that a
+    stream without the alias (anthropic's `AsyncStream`) still has none: the AttributeError is the SDK's.
+    """
+    wrapped_aclose = proxy.__wrapped__.aclose
+    record = proxy._self_record
+
+    async def aclose() -> None:
+        try:
+            await wrapped_aclose()
+        finally:
+            record.end("closed")
+
+    return aclose
 
 
 class AsyncTracedResponse(TracedResponse):

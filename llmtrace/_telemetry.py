@@ -135,7 +135,9 @@ class Telemetry:
             attrs[sc.RESPONSE_ID] = r.response_id
         if r.response_model:
             attrs[sc.RESPONSE_MODEL] = r.response_model
-        if r.finish_reason:
+        if r.finish_reasons:
+            attrs[sc.RESPONSE_FINISH_REASONS] = tuple(r.finish_reasons[i] for i in sorted(r.finish_reasons))
+        elif r.finish_reason:
             attrs[sc.RESPONSE_FINISH_REASONS] = (r.finish_reason,)
         provider_usage, output_tokens = self._usage(r, attrs)
         cache_outcome, miss_reason, cost = self._cache(r, attrs, output_tokens) if r.usage_seen else (None, None, None)

@@ -409,3 +409,65 @@ def test_openai_stream_usage_opt_in(api, telemetry, mode):
     attrs = telemetry.span().attributes
     assert attrs["llmtrace.usage.source"] == "provider"
     assert attrs["gen_ai.usage.input_tokens"] == 2006 and attrs["llmtrace.stream.chunks"] == 4
+
+
+def chat_chunks_n2() -> list[sse.Event]:
+    """A real `n=2` stream's shape: each chunk carries one choice, the two choices interleave and finish apart."""
+    base = {"id": "chatcmpl-2", "object": "chat.completion.chunk", "created": 1700000000, "model": "gpt-4o-mini"}
+
+    def chunk(index: int, delta: dict[str, Any], finish: str | None = None) -> sse.Event:
+        return None, dict(base, choices=[{"index": index, "delta": delta, "finish_reason": finish}])
+
+    chunks = [chunk(0, {"role": "assistant", "content": ""}), chunk(1, {"role": "assistant", "content": ""}),
+              chunk(0, {"content": "Hello"}), chunk(1, {"content": "Hi"}), chunk(1, {"content": " there"}),
+              chunk(1, {}, "stop"), chunk(0, {"content": ", world"}), chunk(0, {}, "length"),
+              (None, dict(base, choices=[], usage={"prompt_tokens": 20, "completion_tokens": 7, "total_tokens": 27,
+                                                   "prompt_tokens_details": {"cached_tokens": 0}}))]
+    return chunks + [(None, "[DONE]")]
+
+
+def test_openai_chat_n2_stream_one_finish_reason_per_choice(api, telemetry, mode):
+    client = make_openai(api.sse(chat_chunks_n2()), mode == "async")
+    stream = run(client.chat.completions.create(**O, n=2, stream=True, stream_options={"include_usage": True}))
+    assert len(consume(mode, stream)) == 9
+    attrs = telemetry.span().attributes
+    assert attrs["gen_ai.response.finish_reasons"] == ("length", "stop")  # in choice index order
+    assert attrs["llmtrace.stream.chunks"] == 9
+    assert attrs["llmtrace.stream.outcome"] == "completed"
+    assert (attrs["gen_ai.usage.input_tokens"], attrs["gen_ai.usage.output_tokens"]) == (20, 7)
+    assert attrs["llmtrace.usage.source"] == "provider"
+
+
+def test_openai_chat_n2_stream_cut_after_one_choice_is_not_completed(api, telemetry):
+    events = chat_chunks_n2()
+    client = make_openai(api.sse(events[:6]))  # choice 1 finished, choice 0 never did, no [DONE]
+    list(client.chat.completions.create(**O, n=2, stream=True))
+    attrs = telemetry.span().attributes
+    assert attrs["gen_ai.response.finish_reasons"] == ("stop",)
+    assert attrs["llmtrace.stream.outcome"] == "error"  # ended without its terminal event: truncated
+    assert attrs["error.type"] == "stream_truncated"
+
+
+def test_openai_chat_n2_plain_one_finish_reason_per_choice(api, telemetry, mode):
+    completion = sse.openai_chat_completion()
+    completion["choices"] = [{"index": 1, "message": {"role": "assistant", "content": "Hi"}, "finish_reason": "stop"},
+                             {"index": 0, "message": {"role": "assistant", "content": "Hello"},
+                              "finish_reason": "length"}]
+    client = make_openai(api.json(completion), mode == "async")
+    run(client.chat.completions.create(**O, n=2))
+    attrs = telemetry.span().attributes
+    assert attrs["gen_ai.response.finish_reasons"] == ("length", "stop")
+    assert attrs["llmtrace.stream.outcome"] == "completed"
+    assert attrs["gen_ai.usage.output_tokens"] == 300
+
+
+def test_openai_legacy_completions_n2(api, telemetry, mode):
+    base = {"id": "cmpl-2", "object": "text_completion", "created": 1700000000, "model": "gpt-3.5-turbo-instruct"}
+    chunks = [dict(base, choices=[{"index": i, "text": t, "logprobs": None, "finish_reason": f}])
+              for i, t, f in ((0, "Hello", None), (1, "Hi", "stop"), (0, "!", "stop"))]
+    client = make_openai(api.sse([(None, c) for c in chunks] + [(None, "[DONE]")]), mode == "async")
+    consume(mode, run(client.completions.create(model="gpt-3.5-turbo-instruct", prompt="Hi", n=2, stream=True)))
+    attrs = telemetry.span().attributes
+    assert attrs["gen_ai.response.finish_reasons"] == ("stop", "stop")
+    assert attrs["llmtrace.stream.chunks"] == 3
+    assert attrs["llmtrace.stream.outcome"] == "completed"

@@ -235,3 +235,121 @@ def test_fault_matrix(telemetry, mode, style, fault):
         assert span.attributes["llmtrace.stream.chunks"] == 3
     if fault == "no-usage" and kind == "chat":
         assert span.attributes["llmtrace.usage.source"] == "estimated"
+
+
+# --- plain (non-streamed) calls stopped by the app before their response arrived ---
+PLAIN = {
+    "anthropic-plain": ("anthropic", lambda c: c.messages.create(**A)),
+    "chat-plain": ("openai", lambda c: c.chat.completions.create(**CHAT)),
+    "responses-plain": ("openai", lambda c: c.responses.create(**RESP)),
+}
+
+
+class Unanswered:
+    """A provider that takes requests and never answers (or, sync, is interrupted by Ctrl-C while waiting)."""
+
+    def __init__(self) -> None:
+        self.arrived: asyncio.Event | None = None
+
+    def sync_handler(self, request: Any) -> Any:
+        raise KeyboardInterrupt  # delivered to the thread making the call, as Ctrl-C is to the main thread
+
+    async def async_handler(self, request: Any) -> Any:
+        assert self.arrived is not None
+        self.arrived.set()
+        await asyncio.sleep(3600)
+
+
+def plain_client(sdk: str, server: Unanswered, is_async: bool) -> Any:
+    api = FakeAPI()
+    api.sync_handler, api.async_handler = server.sync_handler, server.async_handler  # type: ignore[method-assign]
+    return (make_anthropic if sdk == "anthropic" else make_openai)(api, is_async)
+
+
+async def stopped_plain_call(how: str, sdk: str, call: Callable[[Any], Any]) -> type[BaseException]:
+    server = Unanswered()
+    server.arrived = asyncio.Event()
+    client = plain_client(sdk, server, True)
+    if how == "wait_for":
+        try:
+            await asyncio.wait_for(call(client), 0.05)  # the server never answers: this always times out
+        except asyncio.TimeoutError as exc:
+            return type(exc)
+    else:
+        task = asyncio.create_task(call(client))
+        await asyncio.wait_for(server.arrived.wait(), 60)
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError as exc:
+            return type(exc)
+    raise AssertionError("the call was not stopped")
+
+
+@pytest.mark.parametrize("how", ["wait_for", "task-cancel", "ctrl-c"])
+@pytest.mark.parametrize("style", list(PLAIN))
+def test_plain_call_stopped_before_its_response(telemetry, style, how):
+    sdk, call = PLAIN[style]
+    if how == "ctrl-c":
+        with pytest.raises(KeyboardInterrupt):
+            call(plain_client(sdk, Unanswered(), False))
+        expected_type = "KeyboardInterrupt"
+    else:
+        seen = asyncio.run(stopped_plain_call(how, sdk, call))
+        assert seen is (asyncio.TimeoutError if how == "wait_for" else asyncio.CancelledError)
+        expected_type = "CancelledError"  # what reaches the call inside wait_for, too
+
+    [span] = telemetry.spans()
+    attrs = span.attributes
+    assert attrs["llmtrace.stream.outcome"] == "error"
+    assert attrs["error.type"] == expected_type
+    assert span.status.status_code.name == "ERROR"
+    assert not any(k.startswith("gen_ai.usage.") for k in attrs)  # no response: nothing to estimate
+    assert "llmtrace.usage.source" not in attrs and "llmtrace.cost.usd" not in attrs
+    [(point_attrs, point)] = telemetry.points("llmtrace.requests")
+    assert point_attrs["llmtrace.stream.outcome"] == "error" and point.value == 1
+    assert not telemetry.points("llmtrace.cost.usd")
+    [(duration_attrs, _)] = telemetry.points("gen_ai.client.operation.duration")
+    assert duration_attrs["error.type"] == expected_type
+
+
+# --- every way the SDKs close a stream ends the span at once (not at garbage collection) ---
+def test_openai_async_stream_aclose_ends_the_span(telemetry):
+    import time
+
+    api = FakeAPI().sse(sse.openai_chat(TEXT))
+    client = make_openai(api, True)
+
+    async def go() -> Any:
+        stream = await client.chat.completions.create(**CHAT, **USAGE, stream=True)
+        await stream.__anext__()
+        await stream.aclose()  # what LiteLLM's `async with` awaits: openai's alias of close()
+        return stream, time.time_ns()
+
+    stream, closed_at = asyncio.run(go())
+    [span] = telemetry.spans()  # ended by aclose(): `stream` is still referenced here
+    assert span.attributes["llmtrace.stream.outcome"] == "abandoned"
+    assert span.attributes["llmtrace.stream.chunks"] == 1
+    assert span.end_time <= closed_at
+    assert stream.response.is_closed
+
+
+def test_close_aliases_exist_exactly_where_the_sdk_has_them(telemetry, mode):
+    is_async = mode == "async"
+    for sdk, open_stream in (("anthropic", lambda c: c.messages.create(**A, stream=True)),
+                             ("openai", lambda c: c.chat.completions.create(**CHAT, stream=True))):
+        make = make_anthropic if sdk == "anthropic" else make_openai
+        streams = []
+        for instrumented in (False, True):
+            if not instrumented:
+                llmtrace.uninstrument()
+            else:
+                telemetry.instrument()
+            client = make(FakeAPI().sse(body("messages" if sdk == "anthropic" else "chat", "drain")), is_async)
+
+            async def opened() -> Any:
+                return await open_stream(client)
+            streams.append(asyncio.run(opened()) if is_async else open_stream(client))
+        bare, traced = streams
+        for alias in ("close", "aclose"):
+            assert hasattr(traced, alias) == hasattr(bare, alias), (sdk, mode, alias)

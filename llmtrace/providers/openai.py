@@ -61,6 +61,9 @@ class OpenAIAdapter:
         record = start_call(telemetry, instance, body, provider=self.provider(instance), operation=operation,
                             model=model, stream=stream, read=reader, read_final=result_reader,
                             cache=cache_intent(body, model), max_tokens=max_tokens)
+        choices = given(body.get("n"), int)
+        if choices is not None and choices > 1 and reader is not read_response_event:
+            record.choices = choices
         return record, args, kwargs
 
 
@@ -68,23 +71,22 @@ class OpenAIAdapter:
 def read_chat_chunk(r: CallRecord, chunk: Any) -> None:
     choices = chunk.choices
     if choices:  # empty on the usage chunk and on Azure content-filter chunks
-        choice = choices[0]
-        delta = choice.delta
-        if delta is not None:
-            text = delta.content
-            if text:
-                r.out_chars += len(text)
-                if not r.first_token:
-                    r.first_token = r.last
-                if r.capture is not None:
-                    r.captured(text)
-            elif delta.tool_calls or delta.refusal:
-                r.out_chars += _tool_call_chars(delta.tool_calls) + len(delta.refusal or "")
-                if not r.first_token:
-                    r.first_token = r.last
-        if choice.finish_reason is not None:
-            r.finish_reason = choice.finish_reason
-            r.terminal = True
+        for choice in choices:  # one per chunk; with `n` > 1 the choices' chunks interleave
+            delta = choice.delta
+            if delta is not None:
+                text = delta.content
+                if text:
+                    r.out_chars += len(text)
+                    if not r.first_token:
+                        r.first_token = r.last
+                    if r.capture is not None and choice.index == 0:
+                        r.captured(text)
+                elif delta.tool_calls or delta.refusal:
+                    r.out_chars += _tool_call_chars(delta.tool_calls) + len(delta.refusal or "")
+                    if not r.first_token:
+                        r.first_token = r.last
+            if choice.finish_reason is not None:
+                r.choice_finished(choice.index, choice.finish_reason)
     elif chunk.usage is not None:
         _read_completion_usage(r, chunk.usage)
     if r.response_id is None:
@@ -110,13 +112,20 @@ def _asks_usage(body: dict[str, Any]) -> bool:
 def read_chat_completion(r: CallRecord, completion: Any) -> None:
     r.response_id = completion.id
     r.response_model = completion.model
+    _read_final_choices(r, completion.choices)
     if completion.choices:
         choice = completion.choices[0]
-        r.finish_reason = choice.finish_reason
         if r.capture is not None and choice.message is not None and choice.message.content:
             r.captured(choice.message.content)
     if completion.usage is not None:
         _read_completion_usage(r, completion.usage)
+
+
+def _read_final_choices(r: CallRecord, choices: Any) -> None:
+    r.choices = len(choices or ())
+    for choice in choices or ():
+        if choice.finish_reason is not None:
+            r.choice_finished(choice.index, choice.finish_reason)
 
 
 def _read_completion_usage(r: CallRecord, usage: Any) -> None:
@@ -140,17 +149,15 @@ def _tool_call_chars(tool_calls: Any) -> int:
 
 # --- legacy Completions ---
 def read_completion_chunk(r: CallRecord, chunk: Any) -> None:
-    if chunk.choices:
-        choice = chunk.choices[0]
+    for choice in chunk.choices or ():
         if choice.text:
             r.out_chars += len(choice.text)
             if not r.first_token:
                 r.first_token = r.last
-            if r.capture is not None:
+            if r.capture is not None and choice.index == 0:
                 r.captured(choice.text)
         if choice.finish_reason is not None:
-            r.finish_reason = choice.finish_reason
-            r.terminal = True
+            r.choice_finished(choice.index, choice.finish_reason)
     if chunk.usage is not None:
         _read_completion_usage(r, chunk.usage)
     if r.response_id is None:
@@ -161,8 +168,8 @@ def read_completion_chunk(r: CallRecord, chunk: Any) -> None:
 def read_completion(r: CallRecord, completion: Any) -> None:
     r.response_id = completion.id
     r.response_model = completion.model
+    _read_final_choices(r, completion.choices)
     if completion.choices:
-        r.finish_reason = completion.choices[0].finish_reason
         if r.capture is not None:
             r.captured(completion.choices[0].text or "")
     if completion.usage is not None:
