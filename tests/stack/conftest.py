@@ -105,7 +105,7 @@ def wait_for(check: Callable[[], Any], timeout: float, what: str, interval: floa
 
 
 # Production windows -> live-test windows (scrape and evaluation every second).
-SHORT_WINDOWS = {"5m": "3s", "30m": "10s", "1h": "20s", "6h": "60s"}
+SHORT_WINDOWS = {"5m": "3s", "15m": "6s", "30m": "10s", "1h": "20s", "6h": "60s"}
 SHORT_OFFSETS = {"30m": "2s"}
 
 
