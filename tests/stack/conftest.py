@@ -105,7 +105,7 @@ def wait_for(check: Callable[[], Any], timeout: float, what: str, interval: floa
 
 
 # Production windows -> live-test windows (scrape and evaluation every second).
-SHORT_WINDOWS = {"5m": "3s", "30m": "10s", "1h": "20s", "6h": "60s"}
+SHORT_WINDOWS = {"5m": "3s", "15m": "6s", "30m": "10s", "1h": "20s", "6h": "60s"}
 SHORT_OFFSETS = {"30m": "2s"}
 
 
@@ -126,23 +126,47 @@ def short_rules(source: Path, target: Path) -> Path:
     return target
 
 
+def terminate(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a process this test run started: SIGTERM, then SIGKILL if it has not exited within 10 s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def build_module() -> Any:
+    """dashboards/build.py, imported."""
+    spec = importlib.util.spec_from_file_location("dashboards_build", REPO / "dashboards/build.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 class Prometheus:
     """A real `prometheus` process on a free loopback port, with a small client for its HTTP API."""
 
-    def __init__(self, workdir: Path, scrape_target: str, rule_files: list[Path]) -> None:
+    def __init__(self, workdir: Path, scrape_target: str, rule_files: list[Path], *,
+                 external_labels: dict[str, str] | None = None, alerting: dict[str, Any] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = {
-            "global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "1s"},
+        config: dict[str, Any] = {
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "1s",
+                       "external_labels": external_labels or {}},
             "rule_files": [str(p) for p in rule_files],
             "scrape_configs": [{"job_name": "llmtrace-live-test", "static_configs": [{"targets": [scrape_target]}]}],
         }
+        if alerting:
+            config["alerting"] = alerting
         self.config = workdir / "prometheus.yml"
         self.config.write_text(yaml.safe_dump(config), encoding="utf-8")
         self.log = (workdir / "prometheus.log").open("w")
         self.proc = subprocess.Popen(
             [require_tool("prometheus"), f"--config.file={self.config}", f"--storage.tsdb.path={workdir / 'data'}",
-             f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn"],
+             f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn",
+             "--rules.alert.resend-delay=1s"],  # alerts reach a just-started Alertmanager within seconds
             stdout=self.log, stderr=subprocess.STDOUT)
 
     def wait_ready(self, timeout: float = 15) -> None:
@@ -182,12 +206,7 @@ class Prometheus:
         return self.api("alerts")["alerts"]
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
+        terminate(self.proc)
         self.log.close()
 
 
@@ -196,8 +215,8 @@ def prometheus_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cal
     """Start Prometheus processes; every one is terminated at the end of the module, whatever happened."""
     started: list[Prometheus] = []
 
-    def start(scrape_target: str, rule_files: list[Path]) -> Prometheus:
-        prom = Prometheus(tmp_path_factory.mktemp("prometheus"), scrape_target, rule_files)
+    def start(scrape_target: str, rule_files: list[Path], **options: Any) -> Prometheus:
+        prom = Prometheus(tmp_path_factory.mktemp("prometheus"), scrape_target, rule_files, **options)
         started.append(prom)
         prom.wait_ready()
         return prom

@@ -1,7 +1,9 @@
 """End to end on this machine, with real parts only: Anthropic and OpenAI SDK calls (answered by a mock HTTP
 transport) through `llmtrace.instrument()` -> OpenTelemetry `PrometheusMetricReader`, served by prometheus_client
 on loopback -> a real Prometheus scraping it every second and evaluating the project's rule files (windows and
-`for:` shortened to seconds) -> queries, recording rules and alert states through its HTTP API.
+`for:` shortened to seconds) -> queries, recording rules and alert states through its HTTP API -> a real
+Alertmanager, which receives the alert with its runbook link (Prometheus set up as docs/stack.md says to point
+the links at one's own docs host).
 
 The collector cannot run here; its prometheus exporter applies the same OTLP -> Prometheus name translation as
 the Python exporter used here (docs/stack.md), so what holds on this path holds for the bundled stack.
@@ -9,10 +11,17 @@ the Python exporter used here (docs/stack.md), so what holds on this path holds 
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
+import subprocess
 import threading
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,12 +29,14 @@ import pytest
 from tests import sse
 from tests.stack.conftest import (
     DASHBOARDS, REPO, RULE_FILES, Prometheus, contract_series, free_port, load, load_yaml, prometheus_targets,
-    require_tool, short_rules, wait_for,
+    require_tool, short_rules, terminate, wait_for,
 )
 
 CACHED, BUSTED = "cached", "busted"
 ANTHROPIC_MODEL, OPENAI_MODEL = "claude-haiku-4-5", "gpt-4o-mini"
 SYSTEM_TEXT = "You answer questions about the billing API, briefly and precisely. " * 120
+# The runbook links pointed at one's own docs host (docs/stack.md, "Runbook links").
+RUNBOOK_BASE = {"llmtrace_runbook_base_url": "https://docs.example.test/llmtrace/runbooks/"}
 # Dashboard variables, as Grafana would fill them in with "All" selected.
 SUBSTITUTIONS = {"$__rate_interval": "1m", "$__interval": "15s", "$__range": "1h", "$provider": ".*", "$model": ".*"}
 
@@ -124,10 +135,40 @@ class Traffic:
         self._thread.join(timeout=10)
 
 
+class Alertmanager:
+    """A real Alertmanager (Debian's prometheus-alertmanager) on a free loopback port, with one silent receiver."""
+
+    def __init__(self, workdir: Path) -> None:
+        binary = shutil.which("prometheus-alertmanager") or require_tool("alertmanager")
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = workdir / "alertmanager.yml"
+        config.write_text("route: {receiver: nowhere}\nreceivers: [{name: nowhere}]\n", encoding="utf-8")
+        self.log = (workdir / "alertmanager.log").open("w")
+        self.proc = subprocess.Popen(
+            [binary, f"--config.file={config}", f"--storage.path={workdir / 'data'}",
+             f"--web.listen-address=127.0.0.1:{self.port}", "--cluster.listen-address=", "--log.level=warn"],
+            stdout=self.log, stderr=subprocess.STDOUT)
+
+    def alerts(self) -> list[dict[str, Any]]:
+        if self.proc.poll() is not None:
+            pytest.fail(f"alertmanager exited with {self.proc.returncode}")
+        try:
+            with urllib.request.urlopen(f"{self.url}/api/v2/alerts", timeout=5) as r:
+                return json.load(r)
+        except (urllib.error.URLError, OSError):
+            return []
+
+    def stop(self) -> None:
+        terminate(self.proc)
+        self.log.close()
+
+
 @dataclass
 class Live:
     prometheus: Prometheus
     traffic: Traffic
+    alertmanager: Alertmanager
 
 
 @pytest.fixture(scope="module")
@@ -148,20 +189,26 @@ def live(prometheus_factory, tmp_path_factory) -> Iterator[Live]:
     server, _ = start_http_server(port, addr="127.0.0.1", registry=registry)
     rules_dir = tmp_path_factory.mktemp("short-rules")
     traffic = None
+    alertmanager = Alertmanager(tmp_path_factory.mktemp("alertmanager"))
     try:
         # Prometheus first: its first scrape comes ~5 s after start (target discovery), time the SDKs take to import.
-        prometheus = prometheus_factory(f"127.0.0.1:{port}", [short_rules(p, rules_dir / p.name) for p in RULE_FILES])
+        # Its alerting section is the shipped one, pointed at the test's Alertmanager.
+        alerting = load_yaml("prometheus/prometheus.yml")["alerting"]
+        alerting["alertmanagers"] = [{"static_configs": [{"targets": [f"127.0.0.1:{alertmanager.port}"]}]}]
+        prometheus = prometheus_factory(f"127.0.0.1:{port}", [short_rules(p, rules_dir / p.name) for p in RULE_FILES],
+                                        external_labels=RUNBOOK_BASE, alerting=alerting)
         traffic = Traffic()
         traffic.start()
         # The cached baseline is in: a high recorded hit rate, and the model was already seen `offset` ago.
         wait_for(lambda: traffic.check() or hit_rate(prometheus, ANTHROPIC_MODEL) > 0.9, 20, "a recorded hit rate > 0.9")
         wait_for(lambda: prometheus.query('llmtrace_usage_tokens_total{llmtrace_token_type="input"} offset 2s'), 20,
                  "2 seconds of history")
-        yield Live(prometheus, traffic)
+        yield Live(prometheus, traffic, alertmanager)
         traffic.check()
     finally:
         if traffic is not None:
             traffic.stop()
+        alertmanager.stop()
         llmtrace.uninstrument()
         server.shutdown()
         server.server_close()
@@ -199,12 +246,23 @@ def test_exporter_series_names_are_the_contract_names(live):
     assert {r["metric"]["__name__"] for r in result} == contract_series()
 
 
+def returns_series(prometheus: Prometheus, expr: str, deadline: float) -> bool:
+    """Whether `expr` returns series by `deadline` (time.monotonic()): on a loaded machine the traffic thread may
+    not yet have made, and Prometheus scraped twice, the rarer series (errors, abandoned streams)."""
+    while not prometheus.query(expr):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.5)
+    return True
+
+
 def test_every_dashboard_query_returns_series(live):
     empty = []
+    deadline = time.monotonic() + 60
     for path in DASHBOARDS:
         dashboard = load(path)
         for title, target in prometheus_targets(dashboard):
-            if not live.prometheus.query(substitute(target["expr"])):
+            if not returns_series(live.prometheus, substitute(target["expr"]), deadline):
                 empty.append(f"{path.name}: {title}: {target['expr']}")
         for annotation in dashboard["annotations"]["list"]:
             if "expr" in annotation:  # alert annotations: valid PromQL (no alert need be firing)
@@ -221,11 +279,12 @@ def test_every_dashboard_query_returns_series(live):
 def test_every_recording_rule_returns_series(live):
     """The production expressions (5m / 1h windows) on the live data, and the recorded series themselves."""
     empty = []
+    deadline = time.monotonic() + 60
     for path in RULE_FILES:
         for group in load_yaml(str(path.relative_to(REPO)))["groups"]:
             for rule in group["rules"]:
-                if "record" in rule and not (live.prometheus.query(rule["expr"])
-                                             and live.prometheus.query(rule["record"])):
+                if "record" in rule and not (returns_series(live.prometheus, rule["expr"], deadline)
+                                             and returns_series(live.prometheus, rule["record"], deadline)):
                     empty.append(rule["record"])
     assert not empty, empty
 
@@ -234,12 +293,14 @@ def test_every_alert_expression_runs_and_every_series_it_reads_exists(live):
     """An alert's condition is false on healthy data; what must hold is that it evaluates and that no series
     name, label or label value it reads is misspelt (each selector finds series on real llmtrace data)."""
     missing = []
+    deadline = time.monotonic() + 60
     for path in RULE_FILES:
         for group in load_yaml(str(path.relative_to(REPO)))["groups"]:
             for rule in group["rules"]:
                 if "alert" in rule:
                     live.prometheus.query(rule["expr"])
-                    missing += [f"{rule['alert']}: {s}" for s in selectors(rule["expr"]) if not live.prometheus.query(s)]
+                    missing += [f"{rule['alert']}: {s}" for s in selectors(rule["expr"])
+                                if not returns_series(live.prometheus, s, deadline)]
     assert not missing, missing
 
 
@@ -260,3 +321,15 @@ def test_cache_bust_drops_the_hit_rate_and_raises_LLMCacheHitRateDrop(live):
     reasons = prometheus.query(f'sum by (llmtrace_cache_miss_reason) (llmtrace_requests_total'
                                f'{{gen_ai_request_model="{ANTHROPIC_MODEL}", llmtrace_cache_outcome="write"}})')
     assert {r["metric"].get("llmtrace_cache_miss_reason") for r in reasons} - {None, "first_use"}
+
+    # Alertmanager gets the alert with the runbook link on the configured host, and without the base URL label
+    # that Prometheus adds to everything it sends (the shipped alert_relabel_configs drops it).
+    def received() -> dict[str, Any] | None:
+        live.traffic.check()
+        return next((a for a in live.alertmanager.alerts() if a["labels"]["alertname"] == "LLMCacheHitRateDrop"
+                     and a["labels"].get("gen_ai_request_model") == ANTHROPIC_MODEL), None)
+
+    alert = wait_for(received, 60, "LLMCacheHitRateDrop in Alertmanager", interval=0.5)
+    assert alert["annotations"]["runbook_url"] == RUNBOOK_BASE["llmtrace_runbook_base_url"] + "LLMCacheHitRateDrop"
+    assert "llmtrace_runbook_base_url" not in alert["labels"]
+    assert ANTHROPIC_MODEL in alert["annotations"]["summary"]

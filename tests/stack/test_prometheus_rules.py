@@ -9,7 +9,6 @@ import pytest
 
 from tests.stack.conftest import ALERTS, REPO, RULE_FILES, load_yaml, require_tool, run
 
-RUNBOOK_URL = "https://github.com/llmtrace/llmtrace/blob/main/docs/runbooks/{}.md"
 UNIT_TESTS = sorted((REPO / "prometheus/tests").glob("*.yml"))
 
 
@@ -53,7 +52,7 @@ def test_alert_has_severity_annotations_and_runbook(alert):
     annotations = rule["annotations"]
     assert "{{ $labels." in annotations["summary"] and "$value" in annotations["summary"], "names the subject and the number"
     assert annotations["description"].strip()
-    assert annotations["runbook_url"] == RUNBOOK_URL.format(alert)
+    assert annotations["runbook_url"].endswith("}}" + alert), "links to this alert's runbook (test_runbooks.py)"
     runbook = REPO / f"docs/runbooks/{alert}.md"
     assert runbook.exists(), runbook
     assert alert in runbook.read_text(encoding="utf-8")
