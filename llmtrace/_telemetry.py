@@ -244,11 +244,22 @@ def _end_quietly(span: Any) -> None:
         pass  # already reported by warn_once in finish(); a broken span processor must not reach the app
 
 
+# What both SDKs raise for an error the provider reports inside a stream (anthropic 2.13, openai 3.57): the
+# class says nothing, the provider's error type (`overloaded_error`, `server_error`) says what happened.
+_GENERIC_SDK_ERRORS = frozenset({"APIError", "APIStatusError"})
+
+
 def _error_type(error: BaseException | None) -> str:
-    provider_type = getattr(error, "type", None)  # anthropic/openai APIError carry the provider's error type
-    if isinstance(provider_type, str) and provider_type:
-        return provider_type
-    return type(error).__name__ if error is not None else "error"
+    """The exception's class name, which both SDKs give the same failure (`RateLimitError` for any 429, where the
+    providers' own types are `rate_limit_error` and `requests`); the provider's type for their generic class."""
+    if error is None:
+        return "error"
+    name = type(error).__name__
+    if name in _GENERIC_SDK_ERRORS:
+        provider_type = getattr(error, "type", None)
+        if isinstance(provider_type, str) and provider_type:
+            return provider_type
+    return name
 
 
 def _estimate_prompt_tokens(request: Any) -> int:
