@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import subprocess
 import sys
@@ -47,3 +48,102 @@ def test_drops_follow_the_alert_condition() -> None:
              call("before", "c", 100, 10), call("after", "c", 100, 0)]  # never really cached: quiet
     assert [(d.model, d.fires) for d in stats.drops(calls)] == [("a", True), ("b", False), ("c", False)]
     assert stats.hit_rate([]) is None and stats.percentile([3.0, 1.0, 2.0], 0.5) == 2.0
+
+
+# --- the live view, rendered as the terminal shows it ---
+def render(renderable: object, width: int = 100) -> str:
+    from rich.console import Console
+
+    console = Console(width=width, record=True, color_system=None)
+    with console.capture() as captured:
+        console.print(renderable)
+    return captured.get()
+
+
+def bust(seconds: float, change_at: float, models: tuple[str, ...] = ("claude-haiku-4-5", "gpt-5-mini")) -> list[Call]:
+    """One call per model per second; the cache hits 90% before `change_at` and never after."""
+    return [call("before" if t < change_at else "after", model, 1000, 900 if t < change_at else 0, at=float(t))
+            for t in range(int(seconds)) for model in models]
+
+
+def test_live_view_says_when_the_scenario_changed() -> None:
+    from llmtrace.demo import view
+
+    calls = bust(12, 10)
+    assert "(changed)" in render(view.live(calls, "cache-bust", True, 12, 20))
+    assert "(changed)" not in render(view.live(calls[:16], "cache-bust", False, 8, 20))
+
+
+def test_live_clock_counts_from_the_first_request() -> None:
+    from llmtrace.demo import view
+    from llmtrace.demo.recorder import Recorder
+    from llmtrace.demo.workload import Agent, Settings
+
+    now = [100.0]
+    recorder = Recorder(clock=lambda: now[0])
+    now[0] += 3.0  # the emulator and the SDKs coming up: not part of the run
+    agent = Agent(None, None, Settings(0.0, 4.0, "cache-bust", "m1", "m2"), recorder)
+    asyncio.run(agent.run())  # a zero-second run: starts the clock, sends nothing
+    assert recorder.started == 103.0
+    now[0] += 2.0
+    assert recorder.elapsed() == 2.0
+    assert " 2/20 s" in render(view.live([], "cache-bust", False, recorder.elapsed(), 20))
+    # traffic over, calls still streaming: say so instead of sitting at 20/20
+    frame = render(view.live([], "cache-bust", True, 21.5, 20, in_flight=3))
+    assert "20 s sent, 3 calls finishing" in frame and "20/20" not in frame
+
+
+def test_live_sparkline_keeps_the_newest_marks_on_long_runs() -> None:
+    from llmtrace.demo import view
+
+    calls = bust(600, 590)  # ten minutes; the cache broke in the last ten seconds
+    frame = render(view.live(calls, "cache-bust", True, 600, 600), width=100)
+    assert "one mark per 16 s" in frame  # 300 two-second marks would not fit: 38 marks of 16 s
+    for model in ("claude-haiku-4-5", "gpt-5-mini"):
+        [row] = [line for line in frame.splitlines() if line.lstrip().startswith(model)]
+        marks = row.split("%", 1)[1].strip()
+        assert len(marks) == 38 and marks[:36] == "█" * 36 and marks[-1] == "▁"  # the newest mark is shown
+    narrow = render(view.live(calls, "cache-bust", True, 600, 600, max_marks=10), width=60)
+    [row] = [line for line in narrow.splitlines() if line.lstrip().startswith("gpt-5-mini")]
+    assert len(row.split("%", 1)[1].strip()) == 10  # a narrow terminal: fewer, wider marks, the newest kept
+
+
+# --- the report ---
+def test_report_page(tmp_path: Path) -> None:
+    from llmtrace.demo import report
+
+    calls = bust(20, 10)
+    page = report.write(calls, tmp_path / "r.html", "cache-bust", 10.0).read_text()
+    assert re.search(r"<head>.*<title>llmtrace demo: cache-bust — 40 calls.*</title>.*</head>", page, re.S)
+    fig = report.figure(calls, "cache-bust", 10.0)
+    rates = [t for t in fig.data if t.name.startswith("hit rate ")]
+    assert len(rates) == 2 and rates[0].y == rates[1].y  # the same hit rates: one line would hide the other...
+    assert rates[0].line.dash != rates[1].line.dash and rates[0].marker.symbol != rates[1].marker.symbol  # ...not so
+    assert {shape.x0 for shape in fig.layout.shapes} == {10.0} and len(fig.layout.shapes) == 3  # on all 3 panels
+    [label] = [a for a in fig.layout.annotations if "starts" in a.text]
+    assert label.text.strip() == "cache-bust starts at 10.0 s"
+    assert label.yref == "y domain" and 0 < label.y < 1  # inside the panel, not on its title
+
+
+def test_report_path_is_checked_before_the_run(capsys) -> None:
+    from llmtrace.cli import main
+
+    assert main(["demo", "--no-live", "--report", "/nonexistent/dir/r.html"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.strip() == "llmtrace demo: cannot write the report to /nonexistent/dir/r.html: " \
+                                   "no such directory /nonexistent/dir"
+    assert "emulator" not in captured.out  # refused before anything ran
+
+
+def test_summary_survives_a_report_that_cannot_be_written(tmp_path: Path, capsys, monkeypatch) -> None:
+    from llmtrace.cli import main
+    from llmtrace.demo import report
+
+    def full_disk(*args: object) -> Path:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(report, "write", full_disk)
+    assert main(["demo", "--no-live", "--duration", "1", "--rate", "4", "--report", str(tmp_path / "r.html")]) == 1
+    captured = capsys.readouterr()
+    assert "llmtrace demo: scenario cache-bust" in captured.out and "total: cost" in captured.out
+    assert captured.err.strip().endswith(f"could not write the report to {tmp_path / 'r.html'}: No space left on device")
