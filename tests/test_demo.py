@@ -147,3 +147,58 @@ def test_summary_survives_a_report_that_cannot_be_written(tmp_path: Path, capsys
     captured = capsys.readouterr()
     assert "llmtrace demo: scenario cache-bust" in captured.out and "total: cost" in captured.out
     assert captured.err.strip().endswith(f"could not write the report to {tmp_path / 'r.html'}: No space left on device")
+
+
+# --- docs/demo.md and docs/stack.md: when the real LLMCacheHitRateDrop alert fires for a demo run ---
+def demo_series(minutes: int, bust_at: float, model: str, provider: str) -> list[dict[str, str]]:
+    """The counters `llmtrace demo --otlp-endpoint` feeds the stack, one sample a minute: at the default rate
+    each model gets 120 calls a minute of ~5,000 input tokens, 94% read from the cache until the bust, none after."""
+    labels = (f'job="llmtrace-demo", otel_scope_name="llmtrace", gen_ai_operation_name="chat", '
+              f'gen_ai_provider_name="{provider}", gen_ai_request_model="{model}"')
+    per_minute, calls = 600_000, 120
+    before = int(bust_at)
+    read = " ".join(str(564_000 * min(m, before)) for m in range(minutes + 1))
+    return [
+        {"series": f'llmtrace_usage_tokens_total{{{labels}, llmtrace_token_type="input"}}',
+         "values": f"0+{per_minute}x{minutes}"},
+        {"series": f'llmtrace_usage_tokens_total{{{labels}, llmtrace_token_type="cache_read"}}', "values": read},
+        {"series": f'llmtrace_requests_total{{{labels}, llmtrace_stream_outcome="completed"}}',
+         "values": f"0+{calls}x{minutes}"},
+    ]
+
+
+def alert_at(tmp_path: Path, minutes: int, bust_at: float, evals: dict[int, bool]) -> None:
+    """Runs promtool on the bundled rules with a demo run of `minutes`: LLMCacheHitRateDrop fires at each
+    evaluation minute in `evals` marked True, and not at the others."""
+    import yaml
+
+    from tests.stack.conftest import REPO, require_tool, run
+
+    series = demo_series(minutes, bust_at, "claude-haiku-4-5", "anthropic")
+    cases = [{"eval_time": f"{at}m", "alertname": "LLMCacheHitRateDrop",
+              "exp_alerts": [{"exp_labels": {"severity": "warning", "gen_ai_provider_name": "anthropic",
+                                             "gen_ai_request_model": "claude-haiku-4-5"}}] if fires else []}
+             for at, fires in evals.items()]
+    alerts = yaml.safe_load((REPO / "prometheus/rules/llmtrace-alerts.yml").read_text())
+    for group in alerts["groups"]:
+        for rule in group["rules"]:
+            rule.pop("annotations", None)  # the rule's condition and timing are under test, not its wording
+    (tmp_path / "alerts.yml").write_text(yaml.safe_dump(alerts))
+    test = {"rule_files": [str(REPO / "prometheus/rules/llmtrace-recording.yml"), str(tmp_path / "alerts.yml")],
+            "evaluation_interval": "1m",
+            "tests": [{"interval": "1m", "input_series": series, "alert_rule_test": cases}]}
+    path = tmp_path / "demo-alert-test.yml"
+    path.write_text(yaml.safe_dump(test))
+    done = run([require_tool("promtool"), "test", "rules", str(path)], timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_alert_fires_in_the_documented_long_run(tmp_path: Path) -> None:
+    """docs/demo.md: `--duration 3000` busts the cache at minute 25; the alert goes pending at minute 30, when the
+    model has 30 minutes of history, and fires at minute 40."""
+    alert_at(tmp_path, 50, 25, {29: False, 35: False, 39: False, 40: True, 45: True})
+
+
+def test_the_default_demo_is_too_short_for_the_alert(tmp_path: Path) -> None:
+    """docs/stack.md: the default 20 s demo shows the bust on the hit-rate panel, but the alert cannot fire."""
+    alert_at(tmp_path, 1, 0.5, {1: False, 10: False, 31: False, 41: False})
