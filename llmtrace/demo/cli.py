@@ -93,6 +93,14 @@ def _error(message: str, status: int = 2) -> int:
 
 
 async def _run(agent: Agent, recorder: Recorder, console: Console, args: argparse.Namespace) -> None:
+    try:
+        await _show(agent, recorder, console, args)
+    finally:  # their connections belong to this event loop: closed in it, not left to the garbage collector
+        await agent.anthropic.close()
+        await agent.openai.close()
+
+
+async def _show(agent: Agent, recorder: Recorder, console: Console, args: argparse.Namespace) -> None:
     from rich.live import Live
 
     from . import view
