@@ -183,39 +183,36 @@ def _load(signal: Signal, name: str) -> Any:
         return None
 
 
-def span_exporters() -> list[SpanExporter]:
-    exporters = []
-    for name in exporter_names("traces"):
-        cls = _load("traces", name)
+def _built(signal: Signal, make: Any) -> list[Any]:
+    """`make(name, cls)` for each exporter the variable names; one that cannot be set up is said and skipped."""
+    built = []
+    for name in exporter_names(signal):
+        cls = _load(signal, name)
         if cls is None:
             continue
         try:
-            exporter = cls()
+            built.append(make(name, cls))
         except Exception as exc:
-            log.warning("llmtrace could not set up the %r span exporter: %r", name, exc)
-            continue
-        exporters.append(ReportingSpanExporter(exporter) if name.startswith("otlp") else exporter)
-    return exporters
+            log.warning("llmtrace could not set up the %r %s exporter: %r", name, signal, exc)
+    return built
+
+
+def span_exporters() -> list[SpanExporter]:
+    def make(name: str, cls: Any) -> SpanExporter:
+        return ReportingSpanExporter(cls()) if name.startswith("otlp") else cls()
+
+    return _built("traces", make)
 
 
 def metric_readers() -> list[Any]:
     from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 
-    readers = []
-    for name in exporter_names("metrics"):
-        cls = _load("metrics", name)
-        if cls is None:
-            continue
-        try:
-            if issubclass(cls, MetricReader):  # a pull exporter (prometheus) is a reader itself
-                readers.append(cls())
-            else:
-                exporter = cls()
-                readers.append(PeriodicExportingMetricReader(
-                    ReportingMetricExporter(exporter) if name.startswith("otlp") else exporter))
-        except Exception as exc:
-            log.warning("llmtrace could not set up the %r metric exporter: %r", name, exc)
-    return readers
+    def make(name: str, cls: Any) -> Any:
+        if issubclass(cls, MetricReader):  # a pull exporter (prometheus) is a reader itself
+            return cls()
+        return PeriodicExportingMetricReader(ReportingMetricExporter(cls()) if name.startswith("otlp") else cls())
+
+    return _built("metrics", make)
 
 
 def default_providers(tracer_provider: Any, meter_provider: Any) -> tuple[Any, Any]:
