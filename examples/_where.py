@@ -24,7 +24,11 @@ def endpoints(description: str, default_base_url: str | None = None) -> Iterator
                         help="send the requests to this server instead (e.g. http://localhost:11434/v1)")
     args = parser.parse_args()
     if os.environ.get("LLMTRACE_EMULATOR") == "1":
-        from llmtrace.emulator import EmulatorConfig, run_emulator
+        try:
+            from llmtrace.emulator import EmulatorConfig, run_emulator
+        except ImportError as exc:
+            raise SystemExit(f"LLMTRACE_EMULATOR=1 needs the emulator extra ({exc.name} is missing): "
+                             "pip install 'llmtrace-otel[emulator]'") from None
 
         os.environ.setdefault("ANTHROPIC_API_KEY", "emulator")
         os.environ.setdefault("OPENAI_API_KEY", "emulator")

@@ -30,7 +30,9 @@ def instrument(*, tracer_provider: Any = None, meter_provider: Any = None, captu
 
     Parameters:
     * tracer_provider, meter_provider: where spans and metrics go. Default: the app's global providers, or,
-      when the app configured none, OTLP exporters from the standard `OTEL_*` variables.
+      when the app configured none, the exporters the standard `OTEL_TRACES_EXPORTER` /
+      `OTEL_METRICS_EXPORTER` name (default OTLP to `OTEL_EXPORTER_OTLP_ENDPOINT`), flushed at exit
+      within `LLMTRACE_EXIT_FLUSH_TIMEOUT` seconds (default 3).
     * capture_content: record prompts and output text on spans, up to a size cap (default off;
       `LLMTRACE_CAPTURE_CONTENT`).
     * pricing: a JSON price file or a mapping that overrides the bundled price table (`LLMTRACE_PRICING_FILE`).

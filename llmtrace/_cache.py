@@ -13,7 +13,7 @@ from collections import OrderedDict
 from typing import Any
 
 from . import _pricing
-from ._tokens import count_tokens
+from ._tokens import estimate_tokens
 
 MEMORY_SIZE = 1024  # prefixes remembered per index; the oldest is forgotten first
 
@@ -33,7 +33,7 @@ class CacheIntent:
         self._parts = (tools, system, prefix)  # the request's own objects, for a length estimate on a miss
 
     def prefix_tokens(self) -> int:
-        return sum(count_tokens(text) for part in self._parts for text in texts(part))
+        return sum(estimate_tokens(text, remember=True) for part in self._parts for text in texts(part))
 
 
 def cache_outcome(read: int, write: int, asked: bool) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import atexit
 import logging
 import os
 import threading
@@ -46,8 +45,10 @@ class LLMTraceInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         if _env_flag("LLMTRACE_DISABLED"):
             log.info("llmtrace is disabled by LLMTRACE_DISABLED")
             return
-        tracer_provider, meter_provider = _default_providers(kwargs.get("tracer_provider"),
-                                                             kwargs.get("meter_provider"))
+        from ._exporters import default_providers  # the SDK's exporter modules, only when instrumenting
+
+        tracer_provider, meter_provider = default_providers(kwargs.get("tracer_provider"),
+                                                            kwargs.get("meter_provider"))
         capture = kwargs.get("capture_content")
         pricing: str | os.PathLike[str] | Mapping[str, Any] | None = kwargs.get("pricing")
         self._telemetry = Telemetry(
@@ -113,64 +114,3 @@ def _resolve(obj: Any, dotted: str) -> Any:
     for part in filter(None, dotted.split(".")):
         obj = getattr(obj, part)
     return obj
-
-
-def _default_providers(tracer_provider: Any, meter_provider: Any) -> tuple[Any, Any]:
-    """The app's providers, or OTLP exporters from the standard OTEL_* variables when it configured none."""
-    from opentelemetry import metrics, trace
-
-    from . import _exporters
-
-    defaults = False
-    if tracer_provider is None and _is_proxy(trace.get_tracer_provider()):
-        tracer_provider = _otlp_tracer_provider()
-        trace.set_tracer_provider(tracer_provider)
-        defaults = True
-    if meter_provider is None and _is_proxy(metrics.get_meter_provider()):
-        meter_provider = _otlp_meter_provider()
-        metrics.set_meter_provider(meter_provider)
-        defaults = True
-    if defaults:
-        _exporters.quiet_exporter_retries()
-        atexit.register(_exporters.no_retries_at_exit)
-    return tracer_provider, meter_provider
-
-
-def _is_proxy(provider: Any) -> bool:
-    return type(provider).__name__ in ("ProxyTracerProvider", "_ProxyMeterProvider", "NoOpTracerProvider",
-                                       "NoOpMeterProvider")
-
-
-def _grpc() -> bool:
-    return os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf").strip().lower() == "grpc"
-
-
-def _otlp_tracer_provider() -> Any:
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor
-
-    if _grpc():
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-    else:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    from ._exporters import ReportingSpanExporter
-
-    provider = TracerProvider(resource=Resource.create())
-    provider.add_span_processor(BatchSpanProcessor(ReportingSpanExporter(OTLPSpanExporter())))
-    return provider
-
-
-def _otlp_meter_provider() -> Any:
-    from opentelemetry.sdk.metrics import MeterProvider
-    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
-    from opentelemetry.sdk.resources import Resource
-
-    if _grpc():
-        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
-    else:
-        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-    from ._exporters import ReportingMetricExporter
-
-    reader = PeriodicExportingMetricReader(ReportingMetricExporter(OTLPMetricExporter()))
-    return MeterProvider(resource=Resource.create(), metric_readers=[reader])

@@ -36,6 +36,7 @@ class ModelPrice:
     cache_read: float
     cache_write_5m: float
     cache_write_1h: float
+    provider: str | None = None  # whose caching rules apply (minimum lengths, multipliers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,11 +67,12 @@ class PriceTable:
         self._lock = threading.Lock()
 
     @classmethod
-    def load(cls, source: str | os.PathLike[str] | Mapping[str, Any] | None = None) -> PriceTable:
+    def load(cls, source: str | os.PathLike[str] | Mapping[str, Any] | None = None, *,
+             strict: bool = False) -> PriceTable:
         """The bundled table, overlaid by `source` (a JSON file or a mapping), or else by `$LLMTRACE_PRICING_FILE`.
 
         A broken override never raises: it is reported once on the `llmtrace` logger and the bundled
-        table is used.
+        table is used. With `strict` (the `llmtrace cost` command), it raises ValueError instead.
         """
         bundled = _read_bundled("prices.json")
         prices = _parse(bundled, bundled["cache_multipliers"])
@@ -80,10 +82,14 @@ class PriceTable:
         if source is not None:
             where = "the pricing mapping" if isinstance(source, Mapping) else f"pricing file {os.fspath(source)!r}"
             try:
-                data = source if isinstance(source, Mapping) else json.loads(open(source, encoding="utf-8").read())
+                data = source if isinstance(source, Mapping) else _read_file(source)
+                if not isinstance(data, Mapping):
+                    raise ValueError(f"expected a JSON object, not {type(data).__name__}")
                 prices.update(_parse(data, {**bundled["cache_multipliers"], **data.get("cache_multipliers", {})}))
                 as_of = str(data.get("as_of", as_of))
             except Exception as exc:  # unreadable, not JSON, wrong shape, negative prices...
+                if strict:
+                    raise ValueError(f"{where}: {exc}") from None
                 log.warning("llmtrace ignored %s: %s; using the bundled prices of %s", where, exc, as_of)
         return cls(prices, as_of)
 
@@ -134,6 +140,16 @@ def _minimums() -> dict[str, Any]:
     return _read_bundled("cache_minimums.json")
 
 
+def _read_file(path: str | os.PathLike[str]) -> Any:
+    try:
+        with open(path, encoding="utf-8") as file:
+            return json.load(file)
+    except OSError as exc:
+        raise ValueError(exc.strerror or str(exc)) from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not JSON ({exc})") from None
+
+
 def _read_bundled(name: str) -> dict[str, Any]:
     return json.loads(resources.files("llmtrace").joinpath("data", name).read_text(encoding="utf-8"))
 
@@ -155,5 +171,6 @@ def _parse(data: Mapping[str, Any], multipliers: Mapping[str, Mapping[str, float
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"model {name!r}: {key} must be a non-negative number, not {value!r}")
             values[key] = value / PER_MILLION
-        parsed[normalize(name)] = ModelPrice(**values)
+        provider = entry.get("provider")
+        parsed[normalize(name)] = ModelPrice(**values, provider=provider if isinstance(provider, str) else None)
     return parsed

@@ -10,6 +10,7 @@ if TYPE_CHECKING:
 
     from ._cache import CacheIntent
     from ._telemetry import Telemetry
+    from ._tokens import OutputCounter
 
 End = Literal["drained", "closed", "failed", "collected"]  # how reading stopped
 # Reads one stream event (a true result hides the event from the app), or one complete response.
@@ -22,7 +23,7 @@ class CallRecord:
 
     __slots__ = (
         "telemetry", "span", "read", "read_final", "provider", "operation", "request_model", "server_address", "server_port",
-        "stream", "request", "cache", "capture", "capture_room",
+        "stream", "request", "cache", "capture", "capture_room", "out_text",
         "start", "first_chunk", "first_token", "last", "chunks", "max_gap",
         "response_id", "response_model", "finish_reason", "choices", "finish_reasons", "terminal", "provider_error", "out_chars",
         "usage_seen", "output_final", "input_tokens", "output_tokens", "cache_read", "cache_write",
@@ -47,6 +48,7 @@ class CallRecord:
         self.cache = cache
         self.capture: list[str] | None = None  # output text, only when content capture is on
         self.capture_room = 0
+        self.out_text: OutputCounter | None = None  # output counted by the tokenizer: streams with no usage coming
         self.start = perf_counter()
         self.first_chunk = self.first_token = self.last = self.max_gap = 0.0
         self.chunks = 0

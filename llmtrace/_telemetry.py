@@ -16,7 +16,7 @@ from . import _cache
 from . import _semconv as sc
 from ._metrics import instruments_for
 from ._pricing import Cost, PriceTable
-from ._tokens import CHARS_PER_TOKEN, count_tokens
+from ._tokens import CHARS_PER_TOKEN, estimate_tokens
 from ._version import __version__
 
 if TYPE_CHECKING:
@@ -158,7 +158,9 @@ class Telemetry:
             attrs[sc.ERROR_TYPE] = error_type
             span.set_status(Status(StatusCode.ERROR, str(r.error) if r.error is not None else error_type))
         span.set_attributes(attrs)
-        span.end()
+        # The span ends when the call did: the work above (counting tokens, above all) is not the call's time.
+        started = getattr(span, "start_time", None)
+        span.end(end_time=started + int((end_time - r.start) * 1e9) if isinstance(started, int) else None)
         return Outcome(
             provider=r.provider, model=r.request_model or r.response_model or "unknown", operation=r.operation,
             server_address=r.server_address, duration=end_time - r.start, error_type=error_type,
@@ -172,7 +174,13 @@ class Telemetry:
         """Usage attributes: the provider's numbers, or an estimate labelled as one. Returns
         (whether the provider reported all of it, the output tokens on the span)."""
         provider_usage = r.usage_seen and (r.output_final or not r.stream)
-        output_tokens = r.output_tokens if provider_usage else -(-r.out_chars // CHARS_PER_TOKEN)
+        counter, r.out_text = r.out_text, None  # its text is let go whatever happens
+        if provider_usage:
+            output_tokens = r.output_tokens
+        elif counter is not None:  # a stream known from its start to carry no usage: the tokenizer's count
+            output_tokens = counter.total()
+        else:
+            output_tokens = -(-r.out_chars // CHARS_PER_TOKEN)
         got_response = r.chunks > 0 or (not r.stream and r.outcome == "completed")
         if r.usage_seen or got_response:
             attrs[sc.USAGE_INPUT_TOKENS] = r.input_tokens if r.usage_seen else _estimate_prompt_tokens(r.request)
@@ -246,18 +254,29 @@ def _end_quietly(span: Any) -> None:
         pass  # already reported by warn_once in finish(); a broken span processor must not reach the app
 
 
+# What both SDKs raise for an error the provider reports inside a stream (anthropic 2.13, openai 3.57): the
+# class says nothing, the provider's error type (`overloaded_error`, `server_error`) says what happened.
+_GENERIC_SDK_ERRORS = frozenset({"APIError", "APIStatusError"})
+
+
 def _error_type(error: BaseException | None) -> str:
-    provider_type = getattr(error, "type", None)  # anthropic/openai APIError carry the provider's error type
-    if isinstance(provider_type, str) and provider_type:
-        return provider_type
-    return type(error).__name__ if error is not None else "error"
+    """The exception's class name, which both SDKs give the same failure (`RateLimitError` for any 429, where the
+    providers' own types are `rate_limit_error` and `requests`); the provider's type for their generic class."""
+    if error is None:
+        return "error"
+    name = type(error).__name__
+    if name in _GENERIC_SDK_ERRORS:
+        provider_type = getattr(error, "type", None)
+        if isinstance(provider_type, str) and provider_type:
+            return provider_type
+    return name
 
 
 def _estimate_prompt_tokens(request: Any) -> int:
     if not isinstance(request, dict):
         return 0
     parts = [request.get(k) for k in ("system", "instructions", "tools", "messages", "input", "prompt")]
-    return sum(count_tokens(t) for p in parts if p is not None for t in _cache.texts(p))
+    return sum(estimate_tokens(t, remember=True) for p in parts if p is not None for t in _cache.texts(p))
 
 
 def _json(value: Any) -> str:

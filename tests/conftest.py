@@ -15,7 +15,12 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import llmtrace
+from llmtrace import _tokens
 from tests import sse
+
+# Estimates use the tokenizer once it has loaded in the background; loaded here, every test sees the same
+# counts, and no test's warning filters meet the tokenizer's import.
+_tokens.wait_until_loaded()
 
 # One global SDK provider, as an app has: it also switches on the Anthropic SDK's own tracing.
 EXPORTER = InMemorySpanExporter()

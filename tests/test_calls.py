@@ -212,8 +212,10 @@ def test_openai_chat_stream_without_usage_is_estimated(api, telemetry, mode):
     assert attrs["gen_ai.usage.output_tokens"] == 3  # "Hello, world": 12 characters at 4 per token
     assert attrs["gen_ai.usage.input_tokens"] >= 1
     assert "gen_ai.usage.cache_read.input_tokens" not in attrs  # unknown, not zero
+    assert "llmtrace.cost.usd" not in attrs  # cache reads unknown: no cost is guessed (docs/pricing.md)
     assert attrs["llmtrace.stream.outcome"] == "completed"
     assert not telemetry.points("llmtrace.usage.tokens")  # estimates never reach the token counters
+    assert not telemetry.points("llmtrace.cost.usd")
 
 
 def test_openai_chat_plain(api, telemetry, mode):

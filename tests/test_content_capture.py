@@ -1,5 +1,7 @@
 """Content capture: on, prompts and output text go on the span up to a cap; off, llmtrace keeps no message
-text anywhere — not on the span, not on the stream proxy or its call record."""
+text anywhere once the call has ended — not on the span, not on the stream proxy or its call record. (While
+an OpenAI stream that asked for no usage is read, the last few hundred pieces of its output wait in memory to
+be counted by the tokenizer: tests/test_tokens.py bounds that.)"""
 
 from __future__ import annotations
 

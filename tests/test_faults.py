@@ -178,8 +178,8 @@ def expected(style: str, fault: str) -> tuple[str, str | None]:
     if fault == "error-event":
         return "error", {"messages": "overloaded_error", "chat": "server_error", "responses": "server_error"}[kind]
     if fault.startswith("http-"):
-        return "error", {"http-429": {"anthropic": "rate_limit_error", "openai": "requests"},
-                         "http-500": {"anthropic": "api_error", "openai": "server_error"}}[fault][sdk]
+        # one fault, one name: the SDKs' exception class, the same in both (the providers' own types differ)
+        return "error", {"http-429": "RateLimitError", "http-500": "InternalServerError"}[fault]
     if fault == "malformed-json":
         return "error", "JSONDecodeError"
     if fault == "no-usage" and style == "anthropic-stream":

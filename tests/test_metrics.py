@@ -93,4 +93,4 @@ def test_miss_reason_label_and_error_type(api, telemetry):
                 for a, p in telemetry.points("llmtrace.requests")}
     assert requests == {("completed", "first_use"): 1, ("error", None): 1}
     errors = [a for a, _ in telemetry.points("gen_ai.client.operation.duration") if "error.type" in a]
-    assert [a["error.type"] for a in errors] == ["overloaded_error"]
+    assert [a["error.type"] for a in errors] == ["OverloadedError"]  # the SDK's class for a 529

@@ -37,10 +37,19 @@ APP = textwrap.dedent('''
 ''')
 
 
-def run_app(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+# Prints how long the interpreter's exit took, from the end of the app's code to the last exit hook (this one,
+# registered first, runs last): what the user waits for after the app is done.
+TIMED_EXIT = textwrap.dedent('''
+    import atexit, sys, time
+    ENDED = []
+    atexit.register(lambda: print(f"exit took {time.monotonic() - ENDED[0]:.2f} s", file=sys.stderr))
+''') + APP + "ENDED.append(time.monotonic())\n"
+
+
+def run_app(env: dict[str, str], app: str = APP) -> subprocess.CompletedProcess[str]:
     base = {"PATH": "/usr/bin:/bin", "PYTHONPATH": ".", "OTEL_METRIC_EXPORT_INTERVAL": "60000"}
     # The timeout is a safety net against a hang, not a measure of speed.
-    return subprocess.run([sys.executable, "-c", APP], capture_output=True, text=True, timeout=120,
+    return subprocess.run([sys.executable, "-c", app], capture_output=True, text=True, timeout=120,
                           env={**base, **env})
 
 
@@ -58,36 +67,70 @@ def test_dead_collector() -> None:
     assert_one_warning(run_app({"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}"}))
 
 
-@pytest.fixture
-def hanging_collector() -> Iterator[str]:
-    """Accepts connections and never answers."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(16)
-    held: list[socket.socket] = []
-    stop = threading.Event()
+class HangingCollector:
+    """Accepts connections, keeps them open and never answers (a wedged collector, a black-holing proxy)."""
 
-    def accept() -> None:
-        server.settimeout(0.2)
-        while not stop.is_set():
+    def __init__(self) -> None:
+        self.server = socket.socket()
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(16)
+        self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}"
+        self.accepted: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        self.server.settimeout(0.2)
+        while not self._stop.is_set():
             try:
-                held.append(server.accept()[0])
+                self.accepted.append(self.server.accept()[0])
             except OSError:
                 continue
 
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.getsockname()[1]}"
-    stop.set()
-    thread.join()
-    for conn in held:
-        conn.close()
-    server.close()
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        for conn in self.accepted:
+            conn.close()
+        self.server.close()
 
 
-def test_hanging_collector(hanging_collector: str) -> None:
+@pytest.fixture
+def hanging_collector() -> Iterator[HangingCollector]:
+    collector = HangingCollector()
+    yield collector
+    collector.close()
+
+
+def test_hanging_collector(hanging_collector: HangingCollector) -> None:
     # each export attempt is bounded by the standard timeout; at exit there is one attempt, no retries
-    assert_one_warning(run_app({"OTEL_EXPORTER_OTLP_ENDPOINT": hanging_collector, "OTEL_EXPORTER_OTLP_TIMEOUT": "1"}))
+    assert_one_warning(run_app({"OTEL_EXPORTER_OTLP_ENDPOINT": hanging_collector.url,
+                                "OTEL_EXPORTER_OTLP_TIMEOUT": "1"}))
+
+
+def exit_seconds(done: subprocess.CompletedProcess[str]) -> float:
+    [line] = [line for line in done.stderr.splitlines() if line.startswith("exit took ")]
+    return float(line.split()[2])
+
+
+def test_exit_is_bounded_with_a_hanging_collector(hanging_collector: HangingCollector) -> None:
+    """With the default export timeout (10 s), a collector that never answers used to hold the exit for about
+    twice that; the final flush now waits LLMTRACE_EXIT_FLUSH_TIMEOUT (3 s) in all, whatever the collector does."""
+    done = run_app({"OTEL_EXPORTER_OTLP_ENDPOINT": hanging_collector.url}, TIMED_EXIT)
+    assert done.returncode == 0, done.stderr
+    assert hanging_collector.accepted  # it really was dialled, and held the connections
+    assert exit_seconds(done) < 9  # 3 s and a generous margin for a loaded machine; the default timeout is 10 s
+    warnings = [line for line in done.stderr.splitlines() if line.startswith("llmtrace")]
+    assert len(warnings) == 1 and "at exit" in warnings[0], done.stderr  # said once, naming the bound
+
+
+def test_exit_flush_bound_is_configurable(hanging_collector: HangingCollector) -> None:
+    done = run_app({"OTEL_EXPORTER_OTLP_ENDPOINT": hanging_collector.url, "LLMTRACE_EXIT_FLUSH_TIMEOUT": "0.5"},
+                   TIMED_EXIT)
+    assert done.returncode == 0, done.stderr
+    assert exit_seconds(done) < 6
+    assert "after 0.5 s at exit" in done.stderr
 
 
 class Raising(SpanProcessor):

@@ -6,24 +6,25 @@ import argparse
 import asyncio
 import contextlib
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from rich.console import Console
-from rich.live import Live
 
 import llmtrace
 
 from .. import _telemetry
-from . import report, view
 from .recorder import Recorder
 from .workload import SCENARIOS, Agent, Settings
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 TTL_SPEEDUP = 200  # ttl-expiry: the caches' clocks run this much faster, so a 5-minute TTL lapses in 1.5 s
 
@@ -46,11 +47,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # the demo extra's modules (rich, plotly), imported here so that `llmtrace demo --help` needs none of them
+    from rich.console import Console
+
+    from . import report, view
+
     if args.real and args.scenario in ("ttl-expiry", "faults"):
-        raise SystemExit(f"llmtrace demo: --scenario {args.scenario} needs the emulator (it bends time or "
-                         "injects faults); use steady or cache-bust with --real")
-    if args.duration <= 0 or args.rate <= 0:
-        raise SystemExit("llmtrace demo: --duration and --rate must be positive")
+        return _error(f"--scenario {args.scenario} needs the emulator (it bends time or injects faults); use "
+                      "steady or cache-bust with --real")
+    missing_keys = [k for k in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY") if args.real and not os.environ.get(k)]
+    if missing_keys:
+        return _error(f"--real calls the real APIs: set {' and '.join(missing_keys)}")
+    if not (0 < args.duration < float("inf") and 0 < args.rate < float("inf")):
+        return _error("--duration and --rate must be positive numbers")
+    report_path = Path(args.report).expanduser().resolve()
+    problem = report.unwritable(report_path)
+    if problem:  # said now, not after the whole run
+        return _error(f"cannot write the report to {report_path}: {problem}")
     console = Console()
     recorder = Recorder()
     settings = Settings(args.duration, args.rate, args.scenario, args.anthropic_model, args.openai_model)
@@ -62,20 +75,44 @@ def run(args: argparse.Namespace) -> int:
             agent = Agent(anthropic_client, openai_client, settings, recorder)
             asyncio.run(_run(agent, recorder, console, args))
     calls = recorder.snapshot()
-    path = report.write(calls, Path(args.report).resolve(), args.scenario, recorder.changed_at) if calls else None
-    console.print(view.summary(calls, args.scenario, str(path) if path else None))
-    return 0 if calls else 1
+    if not calls:
+        console.print("llmtrace demo: no call finished; nothing to report")
+        return 1
+    console.print(view.summary(calls, args.scenario))  # first: a report that cannot be written loses nothing
+    try:
+        report.write(calls, report_path, args.scenario, recorder.changed_at)
+    except OSError as exc:
+        return _error(f"could not write the report to {report_path}: {exc.strerror or exc}", status=1)
+    console.print(f"[bold]report: {report_path}[/]")
+    return 0
+
+
+def _error(message: str, status: int = 2) -> int:
+    print(f"llmtrace demo: {message}", file=sys.stderr)
+    return status
 
 
 async def _run(agent: Agent, recorder: Recorder, console: Console, args: argparse.Namespace) -> None:
+    try:
+        await _show(agent, recorder, console, args)
+    finally:  # their connections belong to this event loop: closed in it, not left to the garbage collector
+        await agent.anthropic.close()
+        await agent.openai.close()
+
+
+async def _show(agent: Agent, recorder: Recorder, console: Console, args: argparse.Namespace) -> None:
+    from rich.live import Live
+
+    from . import view
+
     if args.no_live:
         await agent.run()
         return
 
     def frame() -> Any:
-        elapsed = time.monotonic() - recorder.started
-        return view.live(recorder.snapshot(), args.scenario, recorder.changed, min(elapsed, args.duration),
-                         args.duration)
+        # room for the sparklines: the terminal's width less the model and hit-rate columns
+        return view.live(recorder.snapshot(), args.scenario, recorder.changed, recorder.elapsed(), args.duration,
+                         len(agent.in_flight), max_marks=min(view.MAX_MARKS, console.width - 36))
 
     with Live(frame(), console=console, refresh_per_second=4, transient=True) as screen:
         work = asyncio.ensure_future(agent.run())
@@ -136,9 +173,6 @@ def _providers(real: bool, clock: Callable[[], float]) -> Iterator[tuple[Any, An
     import openai
 
     if real:
-        missing = [k for k in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY") if not os.environ.get(k)]
-        if missing:
-            raise SystemExit(f"llmtrace demo --real: set {' and '.join(missing)}")
         yield anthropic.AsyncAnthropic(), openai.AsyncOpenAI(), "real Anthropic and OpenAI APIs"
         return
     from ..emulator import EmulatorConfig, run_emulator

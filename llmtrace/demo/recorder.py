@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from opentelemetry.sdk.trace import ReadableSpan
@@ -34,21 +34,33 @@ class Call:
 
 
 class Recorder(SpanExporter):
-    """A span exporter that keeps the attributes the demo shows (the demo's own calls only: bounded)."""
+    """A span exporter that keeps the attributes the demo shows (the demo's own calls only: bounded).
 
-    def __init__(self) -> None:
-        self.started = time.monotonic()
+    Its clock starts with the workload (`start()`), not when it is made: the emulator and the SDKs take a few
+    seconds to come up, and the view, the summary and the report all count from the first request.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self.started: float | None = None
         self.changed_at: float | None = None  # seconds since the start, when the scenario changed things
         self._changed_ns: int | None = None  # the same instant on the spans' clock
         self._lock = threading.Lock()
         self.calls: list[Call] = []
+
+    def start(self) -> None:
+        self.started = self._clock()
+
+    def elapsed(self) -> float:
+        """Seconds since the workload started (0 before)."""
+        return 0.0 if self.started is None else self._clock() - self.started
 
     @property
     def changed(self) -> bool:
         return self._changed_ns is not None
 
     def change(self) -> None:
-        self.changed_at = time.monotonic() - self.started
+        self.changed_at = self.elapsed()
         self._changed_ns = time.time_ns()
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
@@ -58,7 +70,7 @@ class Recorder(SpanExporter):
             a = span.attributes or {}
             after = self._changed_ns is not None and (span.start_time or 0) >= self._changed_ns
             call = Call(
-                at=time.monotonic() - self.started, phase="after" if after else "before",
+                at=self.elapsed(), phase="after" if after else "before",
                 provider=str(a.get(sc.PROVIDER_NAME, "")), model=str(a.get(sc.REQUEST_MODEL, "")),
                 outcome=str(a.get(sc.STREAM_OUTCOME, "")), error_type=a.get(sc.ERROR_TYPE),  # type: ignore[arg-type]
                 ttft=a.get(sc.RESPONSE_TIME_TO_FIRST_CHUNK),  # type: ignore[arg-type]

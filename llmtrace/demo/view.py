@@ -14,6 +14,7 @@ from .recorder import Call
 
 SPARK = "▁▂▃▄▅▆▇█"
 BUCKET_SECONDS = 2.0
+MAX_MARKS = 40  # a long run gets wider marks rather than a line that runs off the screen
 
 
 def percent(value: float | None) -> str:
@@ -28,10 +29,16 @@ def usd(value: float) -> str:
     return f"-${-value:,.4f}" if value < 0 else f"${value:,.4f}"
 
 
-def sparkline(calls: Sequence[Call], model: str) -> Text:
-    """Hit rate per time bucket: one character per BUCKET_SECONDS, red once the scenario has changed things."""
-    line = Text()
-    for _, group in stats.buckets(calls, BUCKET_SECONDS):
+def mark_seconds(elapsed: float, max_marks: int = MAX_MARKS) -> float:
+    """Seconds per sparkline mark: BUCKET_SECONDS, or a multiple of it so that the whole run fits `max_marks`."""
+    marks = int(elapsed // BUCKET_SECONDS) + 1
+    return BUCKET_SECONDS * max(1, -(-marks // max(max_marks, 1)))
+
+
+def sparkline(calls: Sequence[Call], model: str, width: float = BUCKET_SECONDS) -> Text:
+    """Hit rate per time bucket: one character per `width` seconds, red once the scenario has changed things."""
+    line = Text(no_wrap=True, overflow="crop")
+    for _, group in stats.buckets(calls, width):
         mine = [c for c in group if c.model == model]
         rate = stats.hit_rate(mine)
         char = " " if rate is None else SPARK[min(int(rate * len(SPARK)), len(SPARK) - 1)]
@@ -39,11 +46,19 @@ def sparkline(calls: Sequence[Call], model: str) -> Text:
     return line
 
 
-def live(calls: Sequence[Call], scenario: str, phase: str, elapsed: float, duration: float) -> Group:
+def clock(elapsed: float, duration: float, in_flight: int) -> str:
+    if elapsed < duration:
+        return f"{elapsed:4.0f}/{duration:.0f} s"
+    return f"{duration:.0f} s sent, {in_flight} call{'s' if in_flight != 1 else ''} finishing"
+
+
+def live(calls: Sequence[Call], scenario: str, changed: bool, elapsed: float, duration: float,
+         in_flight: int = 0, max_marks: int = MAX_MARKS) -> Group:
+    """One frame of the live view; `elapsed` counts from the first request; the sparklines fit `max_marks`."""
     t = stats.totals(calls)
     head = Text.assemble(
-        ("llmtrace demo", "bold"), f"  scenario {scenario}  ", (f"{elapsed:4.0f}/{duration:.0f} s", "cyan"),
-        ("  (changed)" if phase == "after" else "", "bold red"))
+        ("llmtrace demo", "bold"), f"  scenario {scenario}  ", (clock(elapsed, duration, in_flight), "cyan"),
+        ("  (changed)" if changed else "", "bold red"))
     figures = Table.grid(padding=(0, 2))
     figures.add_row("requests", f"{t.requests}", "errors", f"{t.errors}", "abandoned", f"{t.abandoned}")
     figures.add_row("first token p50", seconds(t.ttft_p50), "p95", seconds(t.ttft_p95),
@@ -51,14 +66,15 @@ def live(calls: Sequence[Call], scenario: str, phase: str, elapsed: float, durat
     figures.add_row("input tokens", f"{t.input_tokens:,}", "cache read", f"{t.cache_read:,}",
                     "cache write", f"{t.cache_write:,}")
     figures.add_row("output tokens", f"{t.output_tokens:,}", "cost", usd(t.cost), "savings", usd(t.savings))
-    rates = Table("model", "hit rate", f"hit rate over time (one mark per {BUCKET_SECONDS:.0f} s)", box=None)
+    width = mark_seconds(max([elapsed, *(c.at for c in calls)]), max_marks)
+    rates = Table("model", "hit rate", f"hit rate over time (one mark per {width:g} s)", box=None)
     for model, group in sorted(stats.by_model(calls).items()):
-        rates.add_row(model, percent(stats.hit_rate(group)), sparkline(calls, model))
+        rates.add_row(model, percent(stats.hit_rate(group)), sparkline(calls, model, width))
     reasons = ", ".join(f"{reason} {n}" for reason, n in t.miss_reasons.most_common()) or "–"
     return Group(head, figures, rates, Text(f"why the cache missed: {reasons}"))
 
 
-def summary(calls: Sequence[Call], scenario: str, report: str | None) -> Group:
+def summary(calls: Sequence[Call], scenario: str) -> Group:
     t = stats.totals(calls)
     before = [c for c in calls if c.phase == "before"]
     after = [c for c in calls if c.phase == "after"]
@@ -90,6 +106,4 @@ def summary(calls: Sequence[Call], scenario: str, report: str | None) -> Group:
     if errors:
         lines.append(Text("errors by type: " + ", ".join(f"{kind} {n}" for kind, n in errors.most_common())))
     lines.append(Text(f"total: cost {usd(t.cost)} vs {usd(t.uncached_cost)} uncached, savings {usd(t.savings)}"))
-    if report:
-        lines.append(Text(f"report: {report}", style="bold"))
     return Group(*lines)

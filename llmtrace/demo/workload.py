@@ -60,6 +60,7 @@ class Agent:
         self.settings, self.recorder = settings, recorder
         self.system = system_prompt()
         self.errors_seen = 0
+        self.in_flight: set[asyncio.Task[None]] = set()  # requests sent and not finished yet
         self._random = random.Random(settings.seed)
 
     def _system_now(self) -> str:
@@ -100,13 +101,12 @@ class Agent:
             self.errors_seen += 1
 
     async def run(self) -> None:
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        pending: set[asyncio.Task[None]] = set()
+        self.recorder.start()  # the demo's clock: the view, the summary and the report count from here
+        pending = self.in_flight
         interval = 1 / self.settings.rate
         sparse = interval * 8  # ttl-expiry: each model's calls come further apart than its cache TTL
         for n in itertools.count():
-            elapsed = loop.time() - start
+            elapsed = self.recorder.elapsed()
             if elapsed >= self.settings.duration:
                 break
             if not self.recorder.changed and elapsed >= self.settings.duration / 2 \

@@ -38,6 +38,9 @@ class EmulatorConfig:
         unknown = set(self.fault_rates) - set(FAULTS)
         if unknown:
             raise ValueError(f"unknown faults {sorted(unknown)}; known: {', '.join(FAULTS)}")
+        for fault, share in self.fault_rates.items():
+            if not 0 <= share <= 1:  # NaN fails this too
+                raise ValueError(f"fault rate {fault}={share} is not a share of requests (0 to 1)")
 
 
 class InjectedDisconnect(Exception):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Callable
 
 from .._cache import CacheIntent
-from .._tokens import CHARS_PER_TOKEN
+from .._tokens import CHARS_PER_TOKEN, OutputCounter
 from . import KindCache, Patch, ProviderNames, given, request_options, start_call, with_options
 
 if TYPE_CHECKING:
@@ -64,6 +64,8 @@ class OpenAIAdapter:
         choices = given(body.get("n"), int)
         if choices is not None and choices > 1 and reader is not read_response_event:
             record.choices = choices
+        if reader in (read_chat_chunk, read_completion_chunk) and stream and not _asks_usage(body):
+            record.out_text = OutputCounter()  # no usage will come: count the output with the tokenizer
         return record, args, kwargs
 
 
@@ -81,10 +83,14 @@ def read_chat_chunk(r: CallRecord, chunk: Any) -> None:
                         r.first_token = r.last
                     if r.capture is not None and choice.index == 0:
                         r.captured(text)
+                    if r.out_text is not None:
+                        r.out_text.add(text)
                 elif delta.tool_calls or delta.refusal:
                     r.out_chars += _tool_call_chars(delta.tool_calls) + len(delta.refusal or "")
                     if not r.first_token:
                         r.first_token = r.last
+                    if r.out_text is not None:
+                        _keep_tool_text(r.out_text, delta.tool_calls, delta.refusal)
             if choice.finish_reason is not None:
                 r.choice_finished(choice.index, choice.finish_reason)
     elif chunk.usage is not None:
@@ -147,6 +153,14 @@ def _tool_call_chars(tool_calls: Any) -> int:
     return sum(len(c.function.arguments or "") for c in tool_calls if c.function is not None)
 
 
+def _keep_tool_text(counter: OutputCounter, tool_calls: Any, refusal: str | None) -> None:
+    for call in tool_calls or ():
+        if call.function is not None and call.function.arguments:
+            counter.add(call.function.arguments)
+    if refusal:
+        counter.add(refusal)
+
+
 # --- legacy Completions ---
 def read_completion_chunk(r: CallRecord, chunk: Any) -> None:
     for choice in chunk.choices or ():
@@ -156,6 +170,8 @@ def read_completion_chunk(r: CallRecord, chunk: Any) -> None:
                 r.first_token = r.last
             if r.capture is not None and choice.index == 0:
                 r.captured(choice.text)
+            if r.out_text is not None:
+                r.out_text.add(choice.text)
         if choice.finish_reason is not None:
             r.choice_finished(choice.index, choice.finish_reason)
     if chunk.usage is not None:

@@ -22,9 +22,9 @@ STYLES: dict[str, Callable[[Any, Any, dict[str, str]], Any]] = {
                                                       stream_options={"include_usage": True}, extra_headers=h),
     "responses": lambda a, o, h: o.responses.create(model="gpt-4o-mini", stream=True, input="hi", extra_headers=h),
 }
-OPENAI_TYPES = {"rate-limit": "requests", "server-error": "server_error", "error-event": "server_error",
+OPENAI_TYPES = {"rate-limit": "RateLimitError", "server-error": "InternalServerError", "error-event": "server_error",
                 "disconnect": "APIConnectionError", "malformed": "JSONDecodeError"}
-ANTHROPIC_TYPES = {"rate-limit": "rate_limit_error", "server-error": "api_error", "error-event": "overloaded_error",
+ANTHROPIC_TYPES = {"rate-limit": "RateLimitError", "server-error": "InternalServerError", "error-event": "overloaded_error",
                    "disconnect": "RemoteProtocolError", "malformed": "JSONDecodeError"}
 
 
@@ -94,7 +94,7 @@ def test_rate_limits_are_retried_by_the_sdk_after_retry_after(emulator: Any, tel
         a.messages.create(model="claude-haiku-4-5", max_tokens=5, messages=MESSAGES,
                           extra_headers={FAULT_HEADER: "rate-limit"})
     [span] = telemetry.spans()  # one call, three attempts: one span
-    assert span.attributes["error.type"] == "rate_limit_error"
+    assert span.attributes["error.type"] == "RateLimitError"
 
 
 def test_slow_first_token(telemetry: Any) -> None:
