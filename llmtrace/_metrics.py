@@ -1,9 +1,10 @@
 """The metric instruments, recorded once per call when its outcome is known (never per chunk).
 
-Counters add up in a small in-process table (one dict update per value) that observable counters
-report when a reader collects: the OpenTelemetry SDK spends ~10 µs on each synchronous measurement,
-and a call has eight counter values. Histograms stay synchronous (there is no asynchronous
-histogram); their exemplars point at the call's span.
+Counters add up in a small in-process table (one dict update per value, all of a call's under one
+lock) that observable counters report when a reader collects: the OpenTelemetry SDK spends ~8 µs on
+each synchronous measurement, and a call has eight counter values. Histograms stay synchronous (there
+is no asynchronous histogram); the latency ones carry exemplars pointing at the call's span. Attribute
+sets are built once per (provider, model, operation, server) and reused.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import weakref
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from opentelemetry.context import Context
 from opentelemetry.metrics import CallbackOptions, Meter, MeterProvider, Observation
 from opentelemetry.trace import Span, set_span_in_context
 
@@ -22,22 +24,62 @@ if TYPE_CHECKING:
     from ._telemetry import Outcome
 
 Key = tuple[tuple[str, str], ...]  # a point's attributes, as items
+NO_EXEMPLAR = Context()  # a context with no span: the SDK's trace-based filter samples no exemplar from it
+CACHE_LIMIT = 2048  # attribute sets kept per table; past it they are built per call (like the SDK's own limit)
+TOKEN_TYPES = ("input", "output", "cache_read", "cache_write")
 
 
-class _Totals:
-    """Cumulative sums by attribute set; bounded by the attributes' cardinality, like the SDK's own."""
+class _Points:
+    """The attribute sets of one (provider, model, operation, server): built once, reused by every call.
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._sums: dict[Key, float] = {}
+    The SDK copies the attributes it is given, so the same dicts can be passed every time."""
 
-    def add(self, key: Key, value: float) -> None:
-        with self._lock:
-            self._sums[key] = self._sums.get(key, 0) + value
+    __slots__ = ("base", "key", "input", "output", "usage_keys", "_requests", "_errors")
+
+    def __init__(self, provider: str, model: str, operation: str, server_address: str | None) -> None:
+        base = {sc.PROVIDER_NAME: provider, sc.REQUEST_MODEL: model, sc.OPERATION_NAME: operation}
+        if server_address:
+            base[sc.SERVER_ADDRESS] = server_address
+        self.base = base
+        self.key: Key = tuple(base.items())
+        self.input = {**base, sc.TOKEN_TYPE: "input"}
+        self.output = {**base, sc.TOKEN_TYPE: "output"}
+        self.usage_keys = tuple(self.key + ((sc.LLMTRACE_TOKEN_TYPE, t),) for t in TOKEN_TYPES)
+        self._requests: dict[tuple[str, str | None, str | None], Key] = {}
+        self._errors: dict[str, dict[str, str]] = {}
+
+    def requests(self, stream_outcome: str, cache_outcome: str | None, miss_reason: str | None) -> Key:
+        found = self._requests.get((stream_outcome, cache_outcome, miss_reason))
+        if found is None:
+            extra = [(sc.STREAM_OUTCOME, stream_outcome)]
+            if cache_outcome is not None:
+                extra.append((sc.CACHE_OUTCOME, cache_outcome))
+            if miss_reason is not None:
+                extra.append((sc.CACHE_MISS_REASON, miss_reason))
+            found = self.key + tuple(extra)
+            if len(self._requests) < CACHE_LIMIT:
+                self._requests[(stream_outcome, cache_outcome, miss_reason)] = found
+        return found
+
+    def with_error(self, error_type: str) -> dict[str, str]:
+        found = self._errors.get(error_type)
+        if found is None:
+            found = {**self.base, sc.ERROR_TYPE: error_type}
+            if len(self._errors) < CACHE_LIMIT:
+                self._errors[error_type] = found
+        return found
+
+
+class _Sums:
+    """Cumulative sums by attribute set for one counter; read by its observable counter at collection."""
+
+    def __init__(self, lock: threading.Lock) -> None:
+        self._lock = lock
+        self.sums: dict[Key, float] = {}
 
     def observe(self, options: CallbackOptions) -> Iterable[Observation]:
         with self._lock:
-            items = list(self._sums.items())
+            items = list(self.sums.items())
         return [Observation(value, dict(key)) for key, value in items]
 
 
@@ -56,6 +98,7 @@ class Instruments:
         self.chunks = meter.create_histogram(
             sc.METRIC_STREAM_CHUNKS, unit="{chunk}", description="Items per stream",
             explicit_bucket_boundaries_advisory=sc.CHUNK_BUCKETS)
+        self._lock = threading.Lock()  # one for every counter: a call adds all its values at once
         self.usage_tokens = self._counter(meter, sc.METRIC_USAGE_TOKENS, "{token}",
                                           "Tokens by type; input includes cache reads and writes")
         self.requests = self._counter(meter, sc.METRIC_REQUESTS, "{request}",
@@ -64,41 +107,54 @@ class Instruments:
         self.savings = self._counter(meter, sc.METRIC_CACHE_SAVINGS, "{USD}", "Discount earned by prompt-cache reads")
         self.write_premium = self._counter(meter, sc.METRIC_CACHE_WRITE_PREMIUM, "{USD}",
                                            "Extra paid for prompt-cache writes")
+        self._points: dict[tuple[str, str, str, str | None], _Points] = {}
 
-    @staticmethod
-    def _counter(meter: Meter, name: str, unit: str, description: str) -> _Totals:
-        totals = _Totals()
-        meter.create_observable_counter(name, callbacks=[totals.observe], unit=unit, description=description)
-        return totals
+    def _counter(self, meter: Meter, name: str, unit: str, description: str) -> _Sums:
+        sums = _Sums(self._lock)
+        meter.create_observable_counter(name, callbacks=[sums.observe], unit=unit, description=description)
+        return sums
+
+    def points(self, provider: str, model: str, operation: str, server_address: str | None) -> _Points:
+        found = self._points.get((provider, model, operation, server_address))
+        if found is None:
+            found = _Points(provider, model, operation, server_address)
+            if len(self._points) < CACHE_LIMIT:  # model names come from requests: bounded
+                self._points[(provider, model, operation, server_address)] = found
+        return found
 
     def record(self, o: Outcome, span: Span) -> None:
-        base = {sc.PROVIDER_NAME: o.provider, sc.REQUEST_MODEL: o.model, sc.OPERATION_NAME: o.operation}
-        if o.server_address:
-            base[sc.SERVER_ADDRESS] = o.server_address
-        key: Key = tuple(base.items())  # built in the same order every time, so equal sets give equal keys
-        context = set_span_in_context(span)  # exemplars link latency buckets to this call's trace
-        self.duration.record(o.duration, {**base, sc.ERROR_TYPE: o.error_type} if o.error_type else base, context)
+        points = self.points(o.provider, o.model, o.operation, o.server_address)
+        # Exemplars link latency buckets to this call's trace; counts of tokens and chunks need none.
+        context = set_span_in_context(span)
+        self.duration.record(o.duration, points.with_error(o.error_type) if o.error_type else points.base, context)
         if o.time_to_first_chunk is not None:
-            self.time_to_first_chunk.record(o.time_to_first_chunk, base, context)
+            self.time_to_first_chunk.record(o.time_to_first_chunk, points.base, context)
         if o.chunks is not None:
-            self.chunks.record(o.chunks, base, context)
-        requests = [(sc.STREAM_OUTCOME, o.stream_outcome)]
-        if o.cache_outcome is not None:
-            requests.append((sc.CACHE_OUTCOME, o.cache_outcome))
-        if o.miss_reason is not None:
-            requests.append((sc.CACHE_MISS_REASON, o.miss_reason))
-        self.requests.add(key + tuple(requests), 1)
+            self.chunks.record(o.chunks, points.base, NO_EXEMPLAR)
+        requests = points.requests(o.stream_outcome, o.cache_outcome, o.miss_reason)
         if not o.provider_usage:  # estimates stay on the span: metrics carry the provider's numbers only
+            with self._lock:
+                _add(self.requests.sums, requests, 1)
             return
-        self.token_usage.record(o.input_tokens, {**base, sc.TOKEN_TYPE: "input"}, context)
-        self.token_usage.record(o.output_tokens, {**base, sc.TOKEN_TYPE: "output"}, context)
-        for token_type, value in (("input", o.input_tokens), ("output", o.output_tokens),
-                                  ("cache_read", o.cache_read), ("cache_write", o.cache_write)):
-            self.usage_tokens.add(key + ((sc.LLMTRACE_TOKEN_TYPE, token_type),), value)
-        if o.cost is not None:
-            self.cost.add(key, o.cost.total)
-            self.savings.add(key, o.cost.read_discount)
-            self.write_premium.add(key, o.cost.write_premium)
+        self.token_usage.record(o.input_tokens, points.input, NO_EXEMPLAR)
+        self.token_usage.record(o.output_tokens, points.output, NO_EXEMPLAR)
+        key, (k_input, k_output, k_read, k_write) = points.key, points.usage_keys
+        cost = o.cost
+        with self._lock:
+            _add(self.requests.sums, requests, 1)
+            tokens = self.usage_tokens.sums
+            _add(tokens, k_input, o.input_tokens)
+            _add(tokens, k_output, o.output_tokens)
+            _add(tokens, k_read, o.cache_read)
+            _add(tokens, k_write, o.cache_write)
+            if cost is not None:
+                _add(self.cost.sums, key, cost.total)
+                _add(self.savings.sums, key, cost.read_discount)
+                _add(self.write_premium.sums, key, cost.write_premium)
+
+
+def _add(sums: dict[Key, float], key: Key, value: float) -> None:
+    sums[key] = sums.get(key, 0) + value
 
 
 _by_provider: weakref.WeakKeyDictionary[Any, Instruments] = weakref.WeakKeyDictionary()

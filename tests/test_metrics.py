@@ -94,3 +94,24 @@ def test_miss_reason_label_and_error_type(api, telemetry):
     assert requests == {("completed", "first_use"): 1, ("error", None): 1}
     errors = [a for a, _ in telemetry.points("gen_ai.client.operation.duration") if "error.type" in a]
     assert [a["error.type"] for a in errors] == ["OverloadedError"]  # the SDK's class for a 529
+
+
+def test_latency_exemplars_point_at_the_call_and_counts_carry_none(api, telemetry):
+    anthropic_stream(api)
+    span = telemetry.span()
+    metrics = telemetry.metrics()  # one collection: each collection hands out and resets the exemplars
+    for name in ("gen_ai.client.operation.duration", "gen_ai.client.operation.time_to_first_chunk"):
+        [point] = metrics[name].data.data_points
+        assert [(e.trace_id, e.span_id) for e in point.exemplars] == [(span.context.trace_id,
+                                                                       span.context.span_id)], name
+    for name in ("gen_ai.client.token.usage", "llmtrace.stream.chunks"):
+        assert all(not point.exemplars for point in metrics[name].data.data_points), name
+
+
+def test_counters_add_up_across_calls(api, telemetry):
+    for _ in range(4):
+        anthropic_stream(api)
+    by_type = {attrs["llmtrace.token.type"]: p.value for attrs, p in telemetry.points("llmtrace.usage.tokens")}
+    assert by_type == {"input": 4 * 6156, "output": 4 * 15, "cache_read": 4 * 4096, "cache_write": 4 * 2048}
+    [(attrs, requests)] = telemetry.points("llmtrace.requests")
+    assert requests.value == 4 and attrs["llmtrace.cache.outcome"] == "partial"
