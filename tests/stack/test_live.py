@@ -9,7 +9,6 @@ the Python exporter used here (docs/stack.md), so what holds on this path holds 
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,15 +18,13 @@ import pytest
 
 from tests import sse
 from tests.stack.conftest import (
-    DASHBOARDS, REPO, RULE_FILES, Prometheus, contract_series, free_port, load, load_yaml, prometheus_targets,
-    require_tool, short_rules, wait_for,
+    RULE_FILES, Prometheus, contract_series, empty_dashboard_queries, empty_recording_rules, free_port,
+    missing_alert_selectors, require_tool, short_rules, wait_for,
 )
 
 CACHED, BUSTED = "cached", "busted"
 ANTHROPIC_MODEL, OPENAI_MODEL = "claude-haiku-4-5", "gpt-4o-mini"
 SYSTEM_TEXT = "You answer questions about the billing API, briefly and precisely. " * 120
-# Dashboard variables, as Grafana would fill them in with "All" selected.
-SUBSTITUTIONS = {"$__rate_interval": "1m", "$__interval": "15s", "$__range": "1h", "$provider": ".*", "$model": ".*"}
 
 
 class Traffic:
@@ -179,20 +176,6 @@ def alert_states(prometheus: Prometheus, alertname: str) -> dict[str, str]:
             if a["labels"]["alertname"] == alertname}
 
 
-def substitute(expr: str) -> str:
-    for variable, value in SUBSTITUTIONS.items():
-        expr = expr.replace(variable, value)
-    assert "$" not in expr, expr
-    return expr
-
-
-def selectors(expr: str) -> list[str]:
-    """The series selectors of a PromQL expression (metric name and label matchers, without offsets)."""
-    expr = re.sub(r"\b(by|without|on|ignoring)\s*\([^)]*\)", "", expr)
-    found = re.findall(r"(?<![\w:])((?:llmtrace_|gen_ai_)\w+|\w+:[\w:]+)(\{[^}]*\})?", expr)
-    return sorted({name + (matchers or "") for name, matchers in found})
-
-
 def test_exporter_series_names_are_the_contract_names(live):
     """The names the real exporter produces from real calls are exactly the contract's (docs/metrics.md)."""
     result = live.prometheus.query('group by (__name__) ({__name__=~"llmtrace_.+|gen_ai_.+"})')
@@ -200,46 +183,20 @@ def test_exporter_series_names_are_the_contract_names(live):
 
 
 def test_every_dashboard_query_returns_series(live):
-    empty = []
-    for path in DASHBOARDS:
-        dashboard = load(path)
-        for title, target in prometheus_targets(dashboard):
-            if not live.prometheus.query(substitute(target["expr"])):
-                empty.append(f"{path.name}: {title}: {target['expr']}")
-        for annotation in dashboard["annotations"]["list"]:
-            if "expr" in annotation:  # alert annotations: valid PromQL (no alert need be firing)
-                live.prometheus.query(substitute(annotation["expr"]))
-        for variable in dashboard["templating"]["list"]:
-            match = re.fullmatch(r"label_values\((.+), (\w+)\)", variable["query"]["query"])
-            assert match, variable["query"]
-            values = live.prometheus.api(f"label/{match.group(2)}/values", **{"match[]": substitute(match.group(1))})
-            if not values:
-                empty.append(f"{path.name}: variable {variable['name']}")
+    empty = empty_dashboard_queries(live.prometheus)
     assert not empty, "no series for:\n" + "\n".join(empty)
 
 
 def test_every_recording_rule_returns_series(live):
     """The production expressions (5m / 1h windows) on the live data, and the recorded series themselves."""
-    empty = []
-    for path in RULE_FILES:
-        for group in load_yaml(str(path.relative_to(REPO)))["groups"]:
-            for rule in group["rules"]:
-                if "record" in rule and not (live.prometheus.query(rule["expr"])
-                                             and live.prometheus.query(rule["record"])):
-                    empty.append(rule["record"])
+    empty = empty_recording_rules(live.prometheus)
     assert not empty, empty
 
 
 def test_every_alert_expression_runs_and_every_series_it_reads_exists(live):
     """An alert's condition is false on healthy data; what must hold is that it evaluates and that no series
     name, label or label value it reads is misspelt (each selector finds series on real llmtrace data)."""
-    missing = []
-    for path in RULE_FILES:
-        for group in load_yaml(str(path.relative_to(REPO)))["groups"]:
-            for rule in group["rules"]:
-                if "alert" in rule:
-                    live.prometheus.query(rule["expr"])
-                    missing += [f"{rule['alert']}: {s}" for s in selectors(rule["expr"]) if not live.prometheus.query(s)]
+    missing = missing_alert_selectors(live.prometheus)
     assert not missing, missing
 
 
