@@ -104,6 +104,15 @@ def wait_for(check: Callable[[], Any], timeout: float, what: str, interval: floa
         time.sleep(interval)
 
 
+def wait_until_none(problems: Callable[[], list[str]], timeout: float, what: str) -> None:
+    """Poll `problems` until it finds none; fail with the last ones it found at the deadline."""
+    deadline = time.monotonic() + timeout
+    while found := problems():
+        if time.monotonic() > deadline:
+            pytest.fail(f"after {timeout:.0f}s still {what}:\n" + "\n".join(found))
+        time.sleep(1)
+
+
 # Production windows -> live-test windows (scrape and evaluation every second).
 SHORT_WINDOWS = {"5m": "3s", "30m": "10s", "1h": "20s", "6h": "60s"}
 SHORT_OFFSETS = {"30m": "2s"}
