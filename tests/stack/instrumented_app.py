@@ -68,7 +68,7 @@ class App:
         assert usage is not None, "the stream carried no usage"
         details = usage.prompt_tokens_details
         self._add(OPENAI_MODEL, input=usage.prompt_tokens, cache_read=(details.cached_tokens or 0) if details else 0,
-                  output=usage.completion_tokens)
+                  cache_write=0, output=usage.completion_tokens)  # OpenAI bills no cache writes
 
     def failing_calls(self) -> None:
         """An Anthropic stream the provider breaks off with its `overloaded_error` event, and an OpenAI stream

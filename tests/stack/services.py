@@ -50,6 +50,15 @@ def http_get(url: str, timeout: float = 5) -> tuple[int, str]:
         return 0, ""
 
 
+def scrape(url: str) -> list[tuple[str, dict[str, str], float]]:
+    """(series name, labels, value) of every sample a Prometheus endpoint serves."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    status, body = http_get(url)
+    assert status == 200, (url, status)
+    return [(s.name, s.labels, s.value) for family in text_string_to_metric_families(body) for s in family.samples]
+
+
 def stop(proc: subprocess.Popen, timeout: float = 20) -> None:
     if proc.poll() is None:
         proc.terminate()
@@ -124,6 +133,36 @@ class Collector(Process):
             return http_get(f"http://127.0.0.1:{self.health_port}/", timeout=1)[0] == 200
 
         wait_for(healthy, timeout, "the collector's health check")
+
+
+class BundledCollector(Collector):
+    """collector-config/collector.yaml, receiving OTLP and serving the Prometheus endpoint on free ports, sending
+    traces to `traces_endpoint` (in the place of Tempo)."""
+
+    def __init__(self, binary: str, workdir: Path, traces_endpoint: str) -> None:
+        grpc_port, http_port, metrics_port = free_port(), free_port(), free_port()
+        self.otlp_http = f"http://127.0.0.1:{http_port}"
+        self.scrape_target = f"127.0.0.1:{metrics_port}"
+        super().__init__(binary, REPO / "collector-config/collector.yaml", {
+            "receivers": {"otlp": {"protocols": {"grpc": {"endpoint": f"127.0.0.1:{grpc_port}"},
+                                                 "http": {"endpoint": f"127.0.0.1:{http_port}"}}}},
+            "exporters": {"prometheus": {"endpoint": self.scrape_target}, "otlp/tempo": {"endpoint": traces_endpoint}},
+        }, workdir)
+
+
+def prometheus_config(collector: str, rule_files: list[str], alertmanager: str | None = None) -> dict[str, Any]:
+    """prometheus/prometheus.yml's `otel-collector` job as shipped, aimed at the test's Collector; every second."""
+    shipped = yaml.safe_load((REPO / "prometheus/prometheus.yml").read_text(encoding="utf-8"))
+    [job] = [j for j in shipped["scrape_configs"] if j["job_name"] == "otel-collector"]
+    [targets] = job["static_configs"]
+    config = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "1s"},
+        "rule_files": rule_files,
+        "scrape_configs": [{**job, "static_configs": [{**targets, "targets": [collector]}]}],
+    }
+    if alertmanager:
+        config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]}
+    return config
 
 
 class Alertmanager(Process):

@@ -16,14 +16,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
-
 from tests.stack.conftest import (
     DASHBOARDS, REPO, RULE_FILES, Prometheus, contract_series, empty_dashboard_queries, empty_recording_rules,
-    free_port, load, load_yaml, missing_alert_selectors, prometheus_targets, rules, series_names, short_rules,
+    load, load_yaml, missing_alert_selectors, prometheus_targets, rules, series_names, short_rules,
     wait_for, wait_until_none,
 )
-from tests.stack.services import Alertmanager, Collector, InstrumentedApp, TraceSink, Webhook, http_get
+from tests.stack.services import (
+    Alertmanager, BundledCollector, InstrumentedApp, TraceSink, Webhook, prometheus_config, scrape,
+)
 
 ANTHROPIC_MODEL, OPENAI_MODEL = "claude-haiku-4-5", "gpt-4o-mini"
 SERVICE, INSTANCE = "support-bot", "support-bot-1"
@@ -45,22 +45,9 @@ EXTRA_LABELS = {
 }  # base name -> (optional, required)
 
 
-def prometheus_config(collector: str, alertmanager: str, rule_files: list[str]) -> dict[str, Any]:
-    """prometheus/prometheus.yml's `otel-collector` job as shipped, aimed at the test's Collector; every second."""
-    shipped = load_yaml("prometheus/prometheus.yml")
-    [job] = [j for j in shipped["scrape_configs"] if j["job_name"] == "otel-collector"]
-    [targets] = job["static_configs"]
-    return {
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "1s"},
-        "rule_files": rule_files,
-        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]},
-        "scrape_configs": [{**job, "static_configs": [{**targets, "targets": [collector]}]}],
-    }
-
-
 @dataclass
 class Stack:
-    collector: Collector
+    collector: BundledCollector
     metrics_url: str
     prometheus: Prometheus
     alertmanager: Alertmanager
@@ -81,13 +68,7 @@ def stack(otelcol, prometheus_factory, tmp_path_factory) -> Iterator[Stack]:
         cleanup.callback(webhook.stop)
         alertmanager = Alertmanager(workdir, webhook.url)
         cleanup.callback(alertmanager.stop)
-        grpc_port, http_port, metrics_port = free_port(), free_port(), free_port()
-        collector = Collector(otelcol, REPO / "collector-config/collector.yaml", {
-            "receivers": {"otlp": {"protocols": {"grpc": {"endpoint": f"127.0.0.1:{grpc_port}"},
-                                                 "http": {"endpoint": f"127.0.0.1:{http_port}"}}}},
-            "exporters": {"prometheus": {"endpoint": f"127.0.0.1:{metrics_port}"},
-                          "otlp/tempo": {"endpoint": traces.endpoint}},
-        }, workdir)
+        collector = BundledCollector(otelcol, workdir, traces.endpoint)
         cleanup.callback(collector.stop)
         alertmanager.wait_ready()
         collector.wait_ready()
@@ -95,13 +76,13 @@ def stack(otelcol, prometheus_factory, tmp_path_factory) -> Iterator[Stack]:
         rules_dir.mkdir()
         short = [str(short_rules(p, rules_dir / p.name, WINDOWS, OFFSETS)) for p in RULE_FILES]
         prometheus = prometheus_factory(None, [], config=prometheus_config(
-            f"127.0.0.1:{metrics_port}", f"127.0.0.1:{alertmanager.port}", short))
+            collector.scrape_target, short, f"127.0.0.1:{alertmanager.port}"))
         emulator = cleanup.enter_context(run_emulator(EmulatorConfig(time_to_first_token=0.01,
                                                                      seconds_per_chunk=0.001)))
-        app = InstrumentedApp(workdir, emulator.url, f"http://127.0.0.1:{http_port}", SERVICE, INSTANCE)
+        app = InstrumentedApp(workdir, emulator.url, collector.otlp_http, SERVICE, INSTANCE)
         cleanup.callback(app.finish)
         app.command("loop cached")
-        stack = Stack(collector, f"http://127.0.0.1:{metrics_port}/metrics", prometheus, alertmanager, webhook,
+        stack = Stack(collector, f"http://{collector.scrape_target}/metrics", prometheus, alertmanager, webhook,
                       traces, app)
         # The cached baseline is in: a recorded hit rate over 0.9 (the first call's write has left the short
         # window), and the model was already seen `offset` ago, as the alert's guard asks.
@@ -125,14 +106,11 @@ def hit_rate(prometheus: Prometheus, window: str, model: str) -> float:
     return float(result[0]["value"][1]) if result else -1.0
 
 
-def scrape(url: str) -> dict[str, list[dict[str, str]]]:
+def series_labels(url: str) -> dict[str, list[dict[str, str]]]:
     """Series name -> label sets, from the Collector's Prometheus endpoint."""
-    status, body = http_get(url)
-    assert status == 200, status
     series: dict[str, list[dict[str, str]]] = defaultdict(list)
-    for family in text_string_to_metric_families(body):
-        for sample in family.samples:
-            series[sample.name].append(sample.labels)
+    for name, labels, _ in scrape(url):
+        series[name].append(labels)
     return series
 
 
@@ -154,7 +132,7 @@ def base_name(series: str) -> str:
 
 def test_collector_serves_every_series_the_rules_and_dashboards_use_with_the_contract_labels(stack):
     def complete() -> dict[str, list[dict[str, str]]] | None:
-        series = scrape(stack.metrics_url)
+        series = series_labels(stack.metrics_url)
         return series if contract_series() <= set(series) else None
 
     series = wait_for(complete, 60, "every contract series at the collector's endpoint")
