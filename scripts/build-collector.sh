@@ -4,7 +4,7 @@
 #
 # The binary is kept in a cache folder keyed by the content of the manifest and its go.sum, so only the first run
 # builds (minutes on 2 cores, most of it compiling) and later runs print the path at once. The binary's path is
-# the last line on stdout; progress goes to stderr.
+# the only line on stdout (so also the last); progress goes to stderr.
 #
 #   bash scripts/build-collector.sh              # -> ~/.cache/llmtrace/otelcol/<key>/otelcol-llmtrace
 #   LLMTRACE_OTELCOL_CACHE=/some/dir bash scripts/build-collector.sh
