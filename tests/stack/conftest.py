@@ -141,6 +141,13 @@ def short_rules(source: Path, target: Path, windows: dict[str, str] | None = Non
     return target
 
 
+def short_rule_copies(workdir: Path, windows: dict[str, str], offsets: dict[str, str]) -> list[str]:
+    """Paths of short-window copies of the rule files, in `workdir`/rules."""
+    rules_dir = workdir / "rules"
+    rules_dir.mkdir()
+    return [str(short_rules(p, rules_dir / p.name, windows, offsets)) for p in RULE_FILES]
+
+
 class Prometheus:
     """A real `prometheus` process on a free loopback port, with a small client for its HTTP API."""
 

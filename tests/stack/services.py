@@ -78,7 +78,8 @@ class Process:
         self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, **kwargs)
 
     def logs(self, tail: int = 4000) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(encoding="utf-8", errors="replace")[-tail:]
 
     def check_alive(self, what: str) -> None:
@@ -181,7 +182,8 @@ class Alertmanager(Process):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         super().__init__([require_tool("prometheus-alertmanager"), f"--config.file={path}",
-                          f"--storage.path={workdir / 'alertmanager-data'}", f"--web.listen-address=127.0.0.1:{self.port}",
+                          f"--storage.path={workdir / 'alertmanager-data'}",
+                          f"--web.listen-address=127.0.0.1:{self.port}",
                           "--cluster.listen-address=", "--log.level=warn"], workdir / "alertmanager.log")
 
     def wait_ready(self, timeout: float = 30) -> None:
@@ -269,6 +271,13 @@ class TraceSink:
         self.server.stop(grace=None)
 
 
+def fast_emulator() -> Any:
+    """The provider emulator on a free loopback port, answering at once (a context manager)."""
+    from llmtrace.emulator import EmulatorConfig, run_emulator
+
+    return run_emulator(EmulatorConfig(time_to_first_token=0.01, seconds_per_chunk=0.001))
+
+
 class InstrumentedApp:
     """tests/stack/instrumented_app.py in its own Python process, sending OTLP to `otlp_endpoint` (HTTP)."""
 
@@ -285,11 +294,12 @@ class InstrumentedApp:
 
     def command(self, line: str, timeout: float = 120) -> dict[str, Any]:
         """Send one command and wait for its answer (a JSON line)."""
-        assert self.proc.stdin and self.proc.stdout
-        self.proc.stdin.write(line + "\n")
-        self.proc.stdin.flush()
+        stdin, stdout = self.proc.stdin, self.proc.stdout
+        assert stdin and stdout
+        stdin.write(line + "\n")
+        stdin.flush()
         answer: list[str] = []
-        reader = threading.Thread(target=lambda: answer.append(self.proc.stdout.readline()), daemon=True)  # type: ignore[union-attr]
+        reader = threading.Thread(target=lambda: answer.append(stdout.readline()), daemon=True)
         reader.start()
         reader.join(timeout)
         if not answer or not answer[0]:
@@ -299,8 +309,13 @@ class InstrumentedApp:
             self.totals = reply["totals"]
         return reply
 
+    def check_alive(self) -> None:
+        if self.proc.poll() is not None:
+            pytest.fail(f"the app ({self.instance}) exited with {self.proc.returncode}:\n{self.logs()}")
+
     def logs(self) -> str:
-        self._stderr.flush()
+        if not self._stderr.closed:
+            self._stderr.flush()
         return Path(self._stderr.name).read_text(encoding="utf-8", errors="replace")[-4000:]
 
     def finish(self, timeout: float = 60) -> None:

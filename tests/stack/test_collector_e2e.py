@@ -17,12 +17,13 @@ from typing import Any
 
 import pytest
 from tests.stack.conftest import (
-    DASHBOARDS, REPO, RULE_FILES, Prometheus, contract_series, empty_dashboard_queries, empty_recording_rules,
-    load, load_yaml, missing_alert_selectors, prometheus_targets, rules, series_names, short_rules,
+    DASHBOARDS, REPO, Prometheus, contract_series, empty_dashboard_queries, empty_recording_rules,
+    load, load_yaml, missing_alert_selectors, prometheus_targets, rules, series_names, short_rule_copies,
     wait_for, wait_until_none,
 )
 from tests.stack.services import (
-    Alertmanager, BundledCollector, InstrumentedApp, TraceSink, Webhook, prometheus_config, scrape,
+    Alertmanager, BundledCollector, InstrumentedApp, TraceSink, Webhook, fast_emulator, prometheus_config,
+    scrape,
 )
 
 ANTHROPIC_MODEL, OPENAI_MODEL = "claude-haiku-4-5", "gpt-4o-mini"
@@ -58,8 +59,6 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack(otelcol, prometheus_factory, tmp_path_factory) -> Iterator[Stack]:
-    from llmtrace.emulator import EmulatorConfig, run_emulator
-
     workdir = tmp_path_factory.mktemp("collector-e2e")
     with ExitStack() as cleanup:
         traces = TraceSink()
@@ -72,13 +71,10 @@ def stack(otelcol, prometheus_factory, tmp_path_factory) -> Iterator[Stack]:
         cleanup.callback(collector.stop)
         alertmanager.wait_ready()
         collector.wait_ready()
-        rules_dir = workdir / "rules"
-        rules_dir.mkdir()
-        short = [str(short_rules(p, rules_dir / p.name, WINDOWS, OFFSETS)) for p in RULE_FILES]
+        short = short_rule_copies(workdir, WINDOWS, OFFSETS)
         prometheus = prometheus_factory(None, [], config=prometheus_config(
             collector.scrape_target, short, f"127.0.0.1:{alertmanager.port}"))
-        emulator = cleanup.enter_context(run_emulator(EmulatorConfig(time_to_first_token=0.01,
-                                                                     seconds_per_chunk=0.001)))
+        emulator = cleanup.enter_context(fast_emulator())
         app = InstrumentedApp(workdir, emulator.url, collector.otlp_http, SERVICE, INSTANCE)
         cleanup.callback(app.finish)
         app.command("loop cached")
@@ -96,8 +92,7 @@ def stack(otelcol, prometheus_factory, tmp_path_factory) -> Iterator[Stack]:
 def live(stack: Stack) -> bool:
     stack.collector.check_alive("the collector")
     stack.alertmanager.check_alive("alertmanager")
-    if stack.app.proc.poll() is not None:
-        pytest.fail(f"the app exited with {stack.app.proc.returncode}:\n{stack.app.logs()}")
+    stack.app.check_alive()
     return True
 
 
@@ -226,9 +221,9 @@ def test_cache_bust_fires_LLMCacheHitRateDrop_and_alertmanager_notifies_the_webh
     now, baseline = percentages(summary)[:2]
     assert now < baseline / 3 and baseline > 0.2, summary  # the rule's "under a third" and its baseline guard
     for value, window in ((now, "rate5m"), (baseline, "rate1h")):
-        lowest, highest = (float(prometheus.query(
-            f'{f}_over_time(provider_model:llmtrace_cache_hit_ratio:{window}{{gen_ai_request_model="{ANTHROPIC_MODEL}"}}'
-            f'[5m])')[0]["value"][1]) for f in ("min", "max"))
+        recorded = f'provider_model:llmtrace_cache_hit_ratio:{window}{{gen_ai_request_model="{ANTHROPIC_MODEL}"}}'
+        lowest, highest = (float(prometheus.query(f"{f}_over_time({recorded}[5m])")[0]["value"][1])
+                           for f in ("min", "max"))
         assert lowest - 0.001 <= value <= highest + 0.001, (summary, window, lowest, highest)
     # The runbook link, as the rule renders it.
     runbook = alert["annotations"]["runbook_url"]

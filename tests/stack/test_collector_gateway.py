@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.stack.conftest import RULE_FILES, REPO, Prometheus, contract_series, free_port, short_rules, wait_for
-from tests.stack.services import Collector, InstrumentedApp, TraceSink
+from tests.stack.conftest import REPO, Prometheus, contract_series, free_port, short_rule_copies, wait_for
+from tests.stack.services import Collector, InstrumentedApp, TraceSink, fast_emulator
 
 SERVICE, INSTANCE = "billing-bot", "billing-bot-7"
 MODEL = "claude-haiku-4-5"
@@ -30,16 +30,12 @@ class Tiers:
 
 @pytest.fixture(scope="module")
 def tiers(otelcol, prometheus_factory, tmp_path_factory) -> Iterator[Tiers]:
-    from llmtrace.emulator import EmulatorConfig, run_emulator
-
     workdir = tmp_path_factory.mktemp("collector-tiers")
     with ExitStack() as cleanup:
         traces = TraceSink()
         cleanup.callback(traces.stop)
-        rules_dir = workdir / "rules"
-        rules_dir.mkdir()
-        short = [str(short_rules(p, rules_dir / p.name, {"5m": "30s", "30m": "60s", "1h": "60s", "6h": "120s"},
-                                 {"30m": "5s"})) for p in RULE_FILES]
+        short = short_rule_copies(workdir, {"5m": "30s", "30m": "60s", "1h": "60s", "6h": "120s"},
+                                 {"30m": "5s"})
         # The store: no scraping, only what remote write brings, and the rules evaluated on it.
         prometheus = prometheus_factory(None, [], config={"global": {"evaluation_interval": "1s"}, "rule_files": short},
                                         args=("--web.enable-remote-write-receiver",))
@@ -61,8 +57,7 @@ def tiers(otelcol, prometheus_factory, tmp_path_factory) -> Iterator[Tiers]:
         cleanup.callback(agent.stop)
         gateway.wait_ready()
         agent.wait_ready()
-        emulator = cleanup.enter_context(run_emulator(EmulatorConfig(time_to_first_token=0.01,
-                                                                     seconds_per_chunk=0.001)))
+        emulator = cleanup.enter_context(fast_emulator())
         app = InstrumentedApp(workdir, emulator.url, f"http://127.0.0.1:{agent_http}", SERVICE, INSTANCE)
         cleanup.callback(app.finish)
         app.command("loop cached")
@@ -72,8 +67,7 @@ def tiers(otelcol, prometheus_factory, tmp_path_factory) -> Iterator[Tiers]:
 def alive(tiers: Tiers) -> bool:
     tiers.agent.check_alive("the agent")
     tiers.gateway.check_alive("the gateway")
-    if tiers.app.proc.poll() is not None:
-        pytest.fail(f"the app exited:\n{tiers.app.logs()}")
+    tiers.app.check_alive()
     return True
 
 

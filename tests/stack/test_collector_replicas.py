@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.stack.conftest import RULE_FILES, Prometheus, short_rules, wait_for
-from tests.stack.services import BundledCollector, InstrumentedApp, TraceSink, prometheus_config, scrape
+from tests.stack.conftest import Prometheus, short_rule_copies, wait_for
+from tests.stack.services import BundledCollector, InstrumentedApp, TraceSink, fast_emulator, prometheus_config, scrape
 
 MODEL, SERVICE = "claude-haiku-4-5", "support-bot"
 A, B = "support-bot-a", "support-bot-b"
@@ -32,8 +32,6 @@ class Replicas:
 
 @pytest.fixture(scope="module")
 def replicas(otelcol, prometheus_factory, tmp_path_factory) -> Iterator[Replicas]:
-    from llmtrace.emulator import EmulatorConfig, run_emulator
-
     workdir = tmp_path_factory.mktemp("collector-replicas")
     with ExitStack() as cleanup:
         traces = TraceSink()
@@ -41,13 +39,10 @@ def replicas(otelcol, prometheus_factory, tmp_path_factory) -> Iterator[Replicas
         collector = BundledCollector(otelcol, workdir, traces.endpoint)
         cleanup.callback(collector.stop)
         collector.wait_ready()
-        rules_dir = workdir / "rules"
-        rules_dir.mkdir()
-        short = [str(short_rules(p, rules_dir / p.name, {"5m": WINDOW, "30m": "30s", "1h": "60s", "6h": "120s"},
-                                 {"30m": "5s"})) for p in RULE_FILES]
+        short = short_rule_copies(workdir, {"5m": WINDOW, "30m": "30s", "1h": "60s", "6h": "120s"},
+                                 {"30m": "5s"})
         prometheus = prometheus_factory(None, [], config=prometheus_config(collector.scrape_target, short))
-        emulator = cleanup.enter_context(run_emulator(EmulatorConfig(time_to_first_token=0.01,
-                                                                     seconds_per_chunk=0.001)))
+        emulator = cleanup.enter_context(fast_emulator())
         apps = {}
         for instance in (A, B):
             apps[instance] = InstrumentedApp(workdir, emulator.url, collector.otlp_http, SERVICE, instance)
@@ -58,8 +53,7 @@ def replicas(otelcol, prometheus_factory, tmp_path_factory) -> Iterator[Replicas
 def served(replicas: Replicas) -> dict[tuple[str, str, str], float]:
     """(instance, model, token type) -> llmtrace_usage_tokens_total at the Collector's endpoint."""
     for app in replicas.apps.values():
-        if app.proc.poll() is not None:
-            pytest.fail(f"replica {app.instance} exited:\n{app.logs()}")
+        app.check_alive()
     replicas.collector.check_alive("the collector")
     return {(labels["instance"], labels["gen_ai_request_model"], labels["llmtrace_token_type"]): value
             for name, labels, value in scrape(f"http://{replicas.collector.scrape_target}/metrics")
@@ -150,7 +144,8 @@ def test_each_replica_keeps_its_own_counters_and_the_hit_rate_rule_weights_them_
 def test_no_series_flips_between_replicas(replicas):
     """Every counter Prometheus stored rose monotonically (a series fed by both replicas in turn would reset),
     and ends on its own replica's total, for every model and token type."""
-    resets = replicas.prometheus.query("resets(llmtrace_usage_tokens_total[10m]) > 0 or resets(llmtrace_requests_total[10m]) > 0")
+    resets = replicas.prometheus.query(
+        "resets(llmtrace_usage_tokens_total[10m]) > 0 or resets(llmtrace_requests_total[10m]) > 0")
     assert resets == [], resets
     final = {(r["metric"]["instance"], r["metric"]["gen_ai_request_model"], r["metric"]["llmtrace_token_type"]):
              float(r["value"][1]) for r in replicas.prometheus.query(f'llmtrace_usage_tokens_total{{job="{SERVICE}"}}')}
