@@ -21,9 +21,12 @@ $(VENV)/.test: $(BIN)/python pyproject.toml $(CONSTRAINTS)
 demo: $(VENV)/.demo
 	$(BIN)/llmtrace demo $(ARGS)
 
+# The stack tests run a Collector built from its Go modules (once; later runs take it from the cache). The
+# script prints only the binary's path on stdout, and a failed build stops here.
 test: $(VENV)/.test
 	bash scripts/install-stack-tools.sh
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	LLMTRACE_OTELCOL="$$(bash scripts/build-collector.sh)" && export LLMTRACE_OTELCOL && \
+		$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # A venv of its own: the reference instrumentations must not be installed where the tests run.
 BENCH_VENV := .venv-bench

@@ -104,26 +104,48 @@ def wait_for(check: Callable[[], Any], timeout: float, what: str, interval: floa
         time.sleep(interval)
 
 
+def wait_until_none(problems: Callable[[], list[str]], timeout: float, what: str) -> None:
+    """Poll `problems` until it finds none; fail with the last ones it found at the deadline."""
+    deadline = time.monotonic() + timeout
+    while found := problems():
+        if time.monotonic() > deadline:
+            pytest.fail(f"after {timeout:.0f}s still {what}:\n" + "\n".join(found))
+        time.sleep(1)
+
+
 # Production windows -> live-test windows (scrape and evaluation every second).
 SHORT_WINDOWS = {"5m": "3s", "15m": "6s", "30m": "10s", "1h": "20s", "6h": "60s"}
 SHORT_OFFSETS = {"30m": "2s"}
 
 
-def shorten(expr: str) -> str:
-    expr = re.sub(r"\[(\w+)\]", lambda m: f"[{SHORT_WINDOWS[m.group(1)]}]", expr)
-    return re.sub(r"offset (\w+)", lambda m: f"offset {SHORT_OFFSETS[m.group(1)]}", expr)
+def shorten(expr: str, windows: dict[str, str] | None = None, offsets: dict[str, str] | None = None) -> str:
+    windows, offsets = windows or SHORT_WINDOWS, offsets or SHORT_OFFSETS
+    expr = re.sub(r"\[(\w+)\]", lambda m: f"[{windows[m.group(1)]}]", expr)
+    return re.sub(r"offset (\w+)", lambda m: f"offset {offsets[m.group(1)]}", expr)
 
 
-def short_rules(source: Path, target: Path) -> Path:
-    """A copy of a rule file with second-scale windows and `for:`, for a Prometheus evaluating every second."""
+def short_rules(source: Path, target: Path, windows: dict[str, str] | None = None,
+                offsets: dict[str, str] | None = None) -> Path:
+    """A copy of a rule file with second-scale windows (in expressions and in the queries annotations run) and
+    `for:`, for a Prometheus evaluating every second."""
     doc = yaml.safe_load(source.read_text(encoding="utf-8"))
     for group in doc["groups"]:
         for rule in group["rules"]:
-            rule["expr"] = shorten(rule["expr"])
+            rule["expr"] = shorten(rule["expr"], windows, offsets)
             if "for" in rule:
                 rule["for"] = "1s"
+            for name, text in rule.get("annotations", {}).items():
+                if "query" in text:
+                    rule["annotations"][name] = shorten(text, windows, offsets)
     target.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
     return target
+
+
+def short_rule_copies(workdir: Path, windows: dict[str, str], offsets: dict[str, str]) -> list[str]:
+    """Paths of short-window copies of the rule files, in `workdir`/rules."""
+    rules_dir = workdir / "rules"
+    rules_dir.mkdir()
+    return [str(short_rules(p, rules_dir / p.name, windows, offsets)) for p in RULE_FILES]
 
 
 def terminate(proc: subprocess.Popen[bytes]) -> None:
@@ -148,25 +170,16 @@ def build_module() -> Any:
 class Prometheus:
     """A real `prometheus` process on a free loopback port, with a small client for its HTTP API."""
 
-    def __init__(self, workdir: Path, scrape_target: str, rule_files: list[Path], *,
-                 external_labels: dict[str, str] | None = None, alerting: dict[str, Any] | None = None) -> None:
+    def __init__(self, workdir: Path, config: dict[str, Any], args: tuple[str, ...] = ()) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config: dict[str, Any] = {
-            "global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "1s",
-                       "external_labels": external_labels or {}},
-            "rule_files": [str(p) for p in rule_files],
-            "scrape_configs": [{"job_name": "llmtrace-live-test", "static_configs": [{"targets": [scrape_target]}]}],
-        }
-        if alerting:
-            config["alerting"] = alerting
         self.config = workdir / "prometheus.yml"
         self.config.write_text(yaml.safe_dump(config), encoding="utf-8")
         self.log = (workdir / "prometheus.log").open("w")
         self.proc = subprocess.Popen(
             [require_tool("prometheus"), f"--config.file={self.config}", f"--storage.tsdb.path={workdir / 'data'}",
              f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn",
-             "--rules.alert.resend-delay=1s"],  # alerts reach a just-started Alertmanager within seconds
+             "--rules.alert.resend-delay=1s", *args],  # alerts reach a just-started Alertmanager within seconds
             stdout=self.log, stderr=subprocess.STDOUT)
 
     def wait_ready(self, timeout: float = 15) -> None:
@@ -197,8 +210,8 @@ class Prometheus:
         assert body["status"] == "success", f"{path} {params}: {body}"
         return body["data"]
 
-    def query(self, expr: str) -> list[dict[str, Any]]:
-        data = self.api("query", query=expr)
+    def query(self, expr: str, at: float | None = None) -> list[dict[str, Any]]:
+        data = self.api("query", query=expr, **({} if at is None else {"time": repr(at)}))
         assert data["resultType"] == "vector", (expr, data["resultType"])
         return data["result"]
 
@@ -210,13 +223,87 @@ class Prometheus:
         self.log.close()
 
 
+# Dashboard variables, as Grafana would fill them in with "All" selected.
+SUBSTITUTIONS = {"$__rate_interval": "1m", "$__interval": "15s", "$__range": "1h", "$provider": ".*", "$model": ".*"}
+
+
+def substitute(expr: str) -> str:
+    for variable, value in SUBSTITUTIONS.items():
+        expr = expr.replace(variable, value)
+    assert "$" not in expr, expr
+    return expr
+
+
+def selectors(expr: str) -> list[str]:
+    """The series selectors of a PromQL expression (metric name and label matchers, without offsets)."""
+    expr = re.sub(r"\b(by|without|on|ignoring)\s*\([^)]*\)", "", expr)
+    found = re.findall(r"(?<![\w:])((?:llmtrace_|gen_ai_)\w+|\w+:[\w:]+)(\{[^}]*\})?", expr)
+    return sorted({name + (matchers or "") for name, matchers in found})
+
+
+def rules() -> Iterator[dict[str, Any]]:
+    for path in RULE_FILES:
+        for group in load_yaml(str(path.relative_to(REPO)))["groups"]:
+            yield from group["rules"]
+
+
+def empty_dashboard_queries(prometheus: Prometheus) -> list[str]:
+    """Every dashboard query, alert annotation and variable run against `prometheus`: those that found nothing."""
+    empty = []
+    for path in DASHBOARDS:
+        dashboard = load(path)
+        for title, target in prometheus_targets(dashboard):
+            if not prometheus.query(substitute(target["expr"])):
+                empty.append(f"{path.name}: {title}: {target['expr']}")
+        for annotation in dashboard["annotations"]["list"]:
+            if "expr" in annotation:  # alert annotations: valid PromQL (no alert need be firing)
+                prometheus.query(substitute(annotation["expr"]))
+        for variable in dashboard["templating"]["list"]:
+            match = re.fullmatch(r"label_values\((.+), (\w+)\)", variable["query"]["query"])
+            assert match, variable["query"]
+            values = prometheus.api(f"label/{match.group(2)}/values", **{"match[]": substitute(match.group(1))})
+            if not values:
+                empty.append(f"{path.name}: variable {variable['name']}")
+    return empty
+
+
+def empty_recording_rules(prometheus: Prometheus) -> list[str]:
+    """Recording rules whose production expression, or recorded series, finds nothing on `prometheus`."""
+    return [rule["record"] for rule in rules()
+            if "record" in rule and not (prometheus.query(rule["expr"]) and prometheus.query(rule["record"]))]
+
+
+def missing_alert_selectors(prometheus: Prometheus) -> list[str]:
+    """Every alert expression evaluates; the selectors it reads that find no series."""
+    missing = []
+    for rule in rules():
+        if "alert" in rule:
+            prometheus.query(rule["expr"])
+            missing += [f"{rule['alert']}: {s}" for s in selectors(rule["expr"]) if not prometheus.query(s)]
+    return missing
+
+
 @pytest.fixture(scope="module")
 def prometheus_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Prometheus]]:
     """Start Prometheus processes; every one is terminated at the end of the module, whatever happened."""
     started: list[Prometheus] = []
 
-    def start(scrape_target: str, rule_files: list[Path], **options: Any) -> Prometheus:
-        prom = Prometheus(tmp_path_factory.mktemp("prometheus"), scrape_target, rule_files, **options)
+    def start(scrape_target: str | None, rule_files: list[Path], *, config: dict[str, Any] | None = None,
+              args: tuple[str, ...] = (), external_labels: dict[str, str] | None = None,
+              alerting: dict[str, Any] | None = None) -> Prometheus:
+        """A Prometheus scraping `scrape_target` every second with `rule_files` (and `external_labels`, sending
+        alerts as `alerting` says), or running `config`."""
+        if config is None:
+            config = {
+                "global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "1s",
+                           "external_labels": external_labels or {}},
+                "rule_files": [str(p) for p in rule_files],
+                "scrape_configs": [{"job_name": "llmtrace-live-test",
+                                    "static_configs": [{"targets": [scrape_target]}]}] if scrape_target else [],
+            }
+            if alerting:
+                config["alerting"] = alerting
+        prom = Prometheus(tmp_path_factory.mktemp("prometheus"), config, args)
         started.append(prom)
         prom.wait_ready()
         return prom
@@ -226,3 +313,11 @@ def prometheus_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cal
     finally:
         for prom in started:
             prom.stop()
+
+
+@pytest.fixture(scope="session")
+def otelcol() -> str:
+    """The Collector binary built from collector-config/builder-manifest.yaml (scripts/build-collector.sh)."""
+    from tests.stack.services import build_collector
+
+    return build_collector()

@@ -1,6 +1,6 @@
 """docker-compose.yml, the collector configs and the wiring between the stack's parts, checked statically
-(no Docker engine and no collector binary here): the compose schema through docker-compose itself, and every
-pipeline, port and address cross-checked between the files and docs/stack.md."""
+(no Docker engine here): the compose schema through docker-compose itself, and every pipeline, port and address
+cross-checked between the files and docs/stack.md. The collector itself runs in test_collector_*.py."""
 
 from __future__ import annotations
 

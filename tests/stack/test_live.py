@@ -5,14 +5,13 @@ on loopback -> a real Prometheus scraping it every second and evaluating the pro
 Alertmanager, which receives the alert with its runbook link (Prometheus set up as docs/stack.md says to point
 the links at one's own docs host).
 
-The collector cannot run here; its prometheus exporter applies the same OTLP -> Prometheus name translation as
-the Python exporter used here (docs/stack.md), so what holds on this path holds for the bundled stack.
+The same checks run through the built OpenTelemetry Collector in test_collector_e2e.py; the two paths name every
+series alike (docs/stack.md).
 """
 
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import subprocess
 import threading
@@ -28,8 +27,8 @@ import pytest
 
 from tests import sse
 from tests.stack.conftest import (
-    DASHBOARDS, REPO, RULE_FILES, Prometheus, contract_series, free_port, load, load_yaml, prometheus_targets,
-    require_tool, short_rules, terminate, wait_for,
+    RULE_FILES, Prometheus, contract_series, empty_dashboard_queries, empty_recording_rules, free_port, load_yaml,
+    missing_alert_selectors, require_tool, short_rules, terminate, wait_for, wait_until_none,
 )
 
 CACHED, BUSTED = "cached", "busted"
@@ -37,8 +36,6 @@ ANTHROPIC_MODEL, OPENAI_MODEL = "claude-haiku-4-5", "gpt-4o-mini"
 SYSTEM_TEXT = "You answer questions about the billing API, briefly and precisely. " * 120
 # The runbook links pointed at one's own docs host (docs/stack.md, "Runbook links").
 RUNBOOK_BASE = {"llmtrace_runbook_base_url": "https://docs.example.test/llmtrace/runbooks/"}
-# Dashboard variables, as Grafana would fill them in with "All" selected.
-SUBSTITUTIONS = {"$__rate_interval": "1m", "$__interval": "15s", "$__range": "1h", "$provider": ".*", "$model": ".*"}
 
 
 class Traffic:
@@ -226,82 +223,27 @@ def alert_states(prometheus: Prometheus, alertname: str) -> dict[str, str]:
             if a["labels"]["alertname"] == alertname}
 
 
-def substitute(expr: str) -> str:
-    for variable, value in SUBSTITUTIONS.items():
-        expr = expr.replace(variable, value)
-    assert "$" not in expr, expr
-    return expr
-
-
-def selectors(expr: str) -> list[str]:
-    """The series selectors of a PromQL expression (metric name and label matchers, without offsets)."""
-    expr = re.sub(r"\b(by|without|on|ignoring)\s*\([^)]*\)", "", expr)
-    found = re.findall(r"(?<![\w:])((?:llmtrace_|gen_ai_)\w+|\w+:[\w:]+)(\{[^}]*\})?", expr)
-    return sorted({name + (matchers or "") for name, matchers in found})
-
-
 def test_exporter_series_names_are_the_contract_names(live):
     """The names the real exporter produces from real calls are exactly the contract's (docs/metrics.md)."""
     result = live.prometheus.query('group by (__name__) ({__name__=~"llmtrace_.+|gen_ai_.+"})')
     assert {r["metric"]["__name__"] for r in result} == contract_series()
 
 
-def returns_series(prometheus: Prometheus, expr: str, deadline: float) -> bool:
-    """Whether `expr` returns series by `deadline` (time.monotonic()): on a loaded machine the traffic thread may
-    not yet have made, and Prometheus scraped twice, the rarer series (errors, abandoned streams)."""
-    while not prometheus.query(expr):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.5)
-    return True
-
-
+# On a loaded machine the traffic thread may not yet have made, and Prometheus scraped twice, the rarer series
+# (errors, abandoned streams): each check waits for them, 60 s at most.
 def test_every_dashboard_query_returns_series(live):
-    empty = []
-    deadline = time.monotonic() + 60
-    for path in DASHBOARDS:
-        dashboard = load(path)
-        for title, target in prometheus_targets(dashboard):
-            if not returns_series(live.prometheus, substitute(target["expr"]), deadline):
-                empty.append(f"{path.name}: {title}: {target['expr']}")
-        for annotation in dashboard["annotations"]["list"]:
-            if "expr" in annotation:  # alert annotations: valid PromQL (no alert need be firing)
-                live.prometheus.query(substitute(annotation["expr"]))
-        for variable in dashboard["templating"]["list"]:
-            match = re.fullmatch(r"label_values\((.+), (\w+)\)", variable["query"]["query"])
-            assert match, variable["query"]
-            values = live.prometheus.api(f"label/{match.group(2)}/values", **{"match[]": substitute(match.group(1))})
-            if not values:
-                empty.append(f"{path.name}: variable {variable['name']}")
-    assert not empty, "no series for:\n" + "\n".join(empty)
+    wait_until_none(lambda: empty_dashboard_queries(live.prometheus), 60, "no series for")
 
 
 def test_every_recording_rule_returns_series(live):
     """The production expressions (5m / 1h windows) on the live data, and the recorded series themselves."""
-    empty = []
-    deadline = time.monotonic() + 60
-    for path in RULE_FILES:
-        for group in load_yaml(str(path.relative_to(REPO)))["groups"]:
-            for rule in group["rules"]:
-                if "record" in rule and not (returns_series(live.prometheus, rule["expr"], deadline)
-                                             and returns_series(live.prometheus, rule["record"], deadline)):
-                    empty.append(rule["record"])
-    assert not empty, empty
+    wait_until_none(lambda: empty_recording_rules(live.prometheus), 60, "no series for")
 
 
 def test_every_alert_expression_runs_and_every_series_it_reads_exists(live):
     """An alert's condition is false on healthy data; what must hold is that it evaluates and that no series
     name, label or label value it reads is misspelt (each selector finds series on real llmtrace data)."""
-    missing = []
-    deadline = time.monotonic() + 60
-    for path in RULE_FILES:
-        for group in load_yaml(str(path.relative_to(REPO)))["groups"]:
-            for rule in group["rules"]:
-                if "alert" in rule:
-                    live.prometheus.query(rule["expr"])
-                    missing += [f"{rule['alert']}: {s}" for s in selectors(rule["expr"])
-                                if not returns_series(live.prometheus, s, deadline)]
-    assert not missing, missing
+    wait_until_none(lambda: missing_alert_selectors(live.prometheus), 60, "no series for")
 
 
 def test_cache_bust_drops_the_hit_rate_and_raises_LLMCacheHitRateDrop(live):
