@@ -10,7 +10,7 @@ from .._cache import CacheIntent
 from . import KindCache, Patch, ProviderNames, given, request_options, start_call, with_options
 
 if TYPE_CHECKING:
-    from .._record import CallRecord
+    from .._record import CallRecord, EventReader
     from .._telemetry import Telemetry
 
 MESSAGES_PATHS = frozenset({"/v1/messages", "/v1/messages?beta=true"})
@@ -29,6 +29,7 @@ class AnthropicAdapter:
                                       else "gcp.vertex_ai" if "Vertex" in name or "GoogleCloud" in name
                                       else "anthropic")
         self.result_kind = _result_kinds()
+        self.read_event = event_reader()
 
     def start(self, telemetry: Telemetry, instance: Any, args: tuple[Any, ...],
               kwargs: dict[str, Any]) -> tuple[CallRecord, tuple[Any, ...], dict[str, Any]] | None:
@@ -38,7 +39,7 @@ class AnthropicAdapter:
         body = options.json_data if isinstance(options.json_data, dict) else {}
         model = given(body.get("model"), str)
         record = start_call(telemetry, instance, body, provider=self.provider(instance), operation="chat",
-                            model=model, stream=bool(kwargs.get("stream", False)), read=read_event,
+                            model=model, stream=bool(kwargs.get("stream", False)), read=self.read_event,
                             read_final=read_message, cache=cache_intent(body, model), max_tokens=body.get("max_tokens"))
         if options.span_name:
             args, kwargs = _without_native_span(instance, options, record, args, kwargs)
@@ -58,38 +59,61 @@ def read_message(record: CallRecord, message: Any) -> None:
                 record.captured(block.text)
 
 
-def read_event(r: CallRecord, event: Any) -> None:
-    kind = event.type  # dispatch on the string: anthropic builds unknown events with a foreign `type`
-    if kind == "content_block_delta":
-        delta = event.delta
-        dtype = delta.type
-        if dtype == "text_delta":
-            text = delta.text
-            r.out_chars += len(text)
-            if r.capture is not None:
-                r.captured(text)
-        elif dtype == "input_json_delta":
-            r.out_chars += len(delta.partial_json)
-        elif dtype == "thinking_delta":
-            r.out_chars += len(delta.thinking)
-        elif dtype == "signature_delta":
-            return  # a signature is not generated content
-        if not r.first_token:
-            r.first_token = r.last
-    elif kind == "message_delta":
-        r.finish_reason = event.delta.stop_reason
-        usage = event.usage
-        if usage is not None:
-            _read_delta_usage(r, usage)
-    elif kind == "message_start":
-        message = event.message
-        r.response_id = message.id
-        r.response_model = message.model
-        if message.usage is not None:
-            read_usage(r, message.usage)  # anthropic 2.12: output_tokens here is a placeholder
-        _read_diagnostics(r, message)
-    elif kind == "message_stop":
-        r.terminal = True
+def event_reader() -> EventReader:
+    """The stream event reader. Events are told apart by their `type` string (anthropic builds an event of an
+    unknown type as its first union member with the foreign `type`), content deltas by class where the class
+    is known (cheaper than reading a pydantic field), by their `type` otherwise."""
+    from anthropic.types import InputJSONDelta, SignatureDelta, TextDelta, ThinkingDelta
+    from anthropic.types.beta import BetaInputJSONDelta, BetaSignatureDelta, BetaTextDelta, BetaThinkingDelta
+
+    text_deltas = (TextDelta, BetaTextDelta)
+    other_deltas = {InputJSONDelta: "partial_json", BetaInputJSONDelta: "partial_json",
+                    ThinkingDelta: "thinking", BetaThinkingDelta: "thinking",
+                    SignatureDelta: None, BetaSignatureDelta: None}  # a signature is not generated content
+
+    def read_event(r: CallRecord, event: Any) -> None:
+        kind = event.type
+        if kind == "content_block_delta":
+            delta = event.delta
+            cls = type(delta)
+            if cls in text_deltas:
+                text = delta.text
+                r.out_chars += len(text)
+                if r.capture is not None:
+                    r.captured(text)
+            else:
+                field = other_deltas.get(cls, _BY_TYPE)
+                if field is _BY_TYPE:  # a delta class this table does not know: its `type` decides
+                    field = _DELTA_FIELDS.get(delta.type, "")
+                if field is None:
+                    return
+                if field:
+                    r.out_chars += len(getattr(delta, field, None) or "")
+            if not r.first_token:
+                r.first_token = r.last
+        elif kind == "message_delta":
+            r.finish_reason = event.delta.stop_reason
+            usage = event.usage
+            if usage is not None:
+                _read_delta_usage(r, usage)
+        elif kind == "message_start":
+            message = event.message
+            r.response_id = message.id
+            r.response_model = message.model
+            if message.usage is not None:
+                read_usage(r, message.usage)  # anthropic 2.12: output_tokens here is a placeholder
+            _read_diagnostics(r, message)
+        elif kind == "message_stop":
+            r.terminal = True
+
+    return read_event
+
+
+_BY_TYPE = object()
+# Content delta `type` -> the field holding its generated text ("" for content without a known text field,
+# None for what is not generated content).
+_DELTA_FIELDS: dict[str, str | None] = {"text_delta": "text", "input_json_delta": "partial_json",
+                                        "thinking_delta": "thinking", "signature_delta": None}
 
 
 def _read_delta_usage(r: CallRecord, usage: Any) -> None:
