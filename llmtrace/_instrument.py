@@ -12,9 +12,8 @@ import wrapt
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 
 from ._pricing import PriceTable
-from ._stream import async_helper_close_wrapper, call_wrappers, helper_close_wrapper
+from ._stream import Adapter, Patch, async_helper_close_wrapper, call_wrappers, helper_close_wrapper
 from ._telemetry import DEFAULT_CAPTURE_MAX_CHARS, Telemetry
-from .providers import Adapter, Patch
 
 log = logging.getLogger("llmtrace")
 

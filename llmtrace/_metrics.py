@@ -21,7 +21,7 @@ from opentelemetry.trace import Span, set_span_in_context
 from . import _semconv as sc
 
 if TYPE_CHECKING:
-    from ._telemetry import Outcome
+    from ._record import Outcome
 
 Key = tuple[tuple[str, str], ...]  # a point's attributes, as items
 NO_EXEMPLAR = Context()  # a context with no span: the SDK's trace-based filter samples no exemplar from it

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, Callable, Literal
 
@@ -9,6 +10,7 @@ if TYPE_CHECKING:
     from opentelemetry.trace import Span
 
     from ._cache import CacheIntent
+    from ._pricing import Cost
     from ._telemetry import Telemetry
     from ._tokens import OutputCounter
 
@@ -116,3 +118,26 @@ def _is_failure(error: BaseException) -> bool:
     # A consumer that stops reading a stream (GeneratorExit, task cancellation, Ctrl-C: all BaseException
     # only) abandons it; it did not fail.
     return isinstance(error, Exception)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What is recorded as metrics for one call."""
+
+    provider: str
+    model: str
+    operation: str
+    server_address: str | None
+    duration: float
+    error_type: str | None
+    stream_outcome: str
+    time_to_first_chunk: float | None
+    chunks: int | None
+    provider_usage: bool
+    input_tokens: int
+    output_tokens: int
+    cache_read: int
+    cache_write: int
+    cache_outcome: str | None
+    miss_reason: str | None
+    cost: Cost | None

@@ -7,8 +7,9 @@ The sync and async shells differ in `next` against `await anext`, and nothing el
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Iterator
+from dataclasses import dataclass
 from time import perf_counter
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Literal, Protocol
 
 import wrapt
 from opentelemetry import context as otel_context
@@ -16,8 +17,29 @@ from opentelemetry import trace
 
 if TYPE_CHECKING:
     from ._record import CallRecord
-    from .providers import Adapter
     from ._telemetry import Telemetry
+
+# --- what a provider adapter gives the engine (llmtrace/providers/) ---
+Wrap = Literal["call", "async_call", "helper_close", "async_helper_close"]
+ResultKind = Literal["stream", "async_stream", "response", "async_response"] | None
+
+
+@dataclass(frozen=True)
+class Patch:
+    module: str
+    name: str  # dotted path inside the module, e.g. "SyncAPIClient.request"
+    wrap: Wrap
+
+
+class Adapter(Protocol):
+    sdk: str  # the module whose import triggers the patches
+    patches: tuple[Patch, ...]
+
+    def start(self, telemetry: Telemetry, instance: Any, args: tuple[Any, ...],
+              kwargs: dict[str, Any]) -> tuple[CallRecord, tuple[Any, ...], dict[str, Any]] | None:
+        """A record for an LLM call (and the arguments to send it with), or None for any other request."""
+
+    def result_kind(self, result: Any) -> ResultKind: ...
 
 
 def _events(stream: Any, record: CallRecord) -> Iterator[Any]:

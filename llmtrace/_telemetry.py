@@ -6,7 +6,6 @@ import json
 import logging
 import threading
 from time import monotonic
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry.metrics import MeterProvider
@@ -16,6 +15,7 @@ from . import _cache
 from . import _semconv as sc
 from ._metrics import instruments_for
 from ._pricing import Cost, PriceTable
+from ._record import Outcome
 from ._tokens import CHARS_PER_TOKEN, estimate_tokens
 from ._version import __version__
 
@@ -25,29 +25,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("llmtrace")
 
 DEFAULT_CAPTURE_MAX_CHARS = 16_384  # per captured attribute; a span carries at most three
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What is recorded as metrics for one call."""
-
-    provider: str
-    model: str
-    operation: str
-    server_address: str | None
-    duration: float
-    error_type: str | None
-    stream_outcome: str
-    time_to_first_chunk: float | None
-    chunks: int | None
-    provider_usage: bool
-    input_tokens: int
-    output_tokens: int
-    cache_read: int
-    cache_write: int
-    cache_outcome: str | None
-    miss_reason: str | None
-    cost: Cost | None
 
 
 class Telemetry:

@@ -1,4 +1,5 @@
-"""Provider adapters: what to patch in each SDK, and how to read its requests, events and results.
+"""Provider adapters: what to patch in each SDK, and how to read its requests, events and results
+(the `Adapter` protocol of the engine, llmtrace/_stream.py); helpers the adapters share.
 
 An adapter holds no lifecycle code: starting, timing, ending and recording live in the engine.
 Both SDKs send every API call through their client's `request()` method, so one patch per client
@@ -9,37 +10,15 @@ bound before it), once per call, with retries inside it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Callable
 
 from .. import _semconv as sc
+from .._stream import ResultKind
 
 if TYPE_CHECKING:
     from .._cache import CacheIntent
     from .._record import CallRecord, EventReader
     from .._telemetry import Telemetry
-
-Wrap = Literal["call", "async_call", "helper_close", "async_helper_close"]
-ResultKind = Literal["stream", "async_stream", "response", "async_response"] | None
-
-
-@dataclass(frozen=True)
-class Patch:
-    module: str
-    name: str  # dotted path inside the module, e.g. "SyncAPIClient.request"
-    wrap: Wrap
-
-
-class Adapter(Protocol):
-    sdk: str  # the module whose import triggers the patches
-    patches: tuple[Patch, ...]
-
-    def start(self, telemetry: Telemetry, instance: Any, args: tuple[Any, ...],
-              kwargs: dict[str, Any]) -> tuple[CallRecord, tuple[Any, ...], dict[str, Any]] | None:
-        """A record for an LLM call (and the arguments to send it with), or None for any other request."""
-
-    def result_kind(self, result: Any) -> ResultKind: ...
-
 
 def request_options(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     # `request(self, cast_to, options, *, stream=False, stream_cls=None)` in both SDKs

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry import propagate, trace
 
 from .._cache import CacheIntent
-from . import KindCache, Patch, ProviderNames, given, request_options, start_call, with_options
+from .._stream import Patch
+from . import KindCache, ProviderNames, given, request_options, start_call, with_options
 
 if TYPE_CHECKING:
     from .._record import CallRecord, EventReader

@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from .._cache import CacheIntent
 from .._tokens import CHARS_PER_TOKEN, OutputCounter
-from . import KindCache, Patch, ProviderNames, given, request_options, start_call, with_options
+from .._stream import Patch
+from . import KindCache, ProviderNames, given, request_options, start_call, with_options
 
 if TYPE_CHECKING:
     from .._record import CallRecord
