@@ -18,7 +18,7 @@ from ._prefix import Part, PartSummary, fingerprint, locate
 from ._tokens import count_tokens
 
 MEMORY_SIZE = 1024  # prefixes remembered per index; the oldest is forgotten first
-SUMMARY_BYTES = 4 << 20  # the parts' summaries together, at most; the least recently used go first
+SUMMARY_BYTES = 2 << 20  # the parts' summaries together, at most; the least recently used go first
 # The part a miss reason names, and whose change the memory can locate.
 LOCATED = {"tools_changed": "tools", "system_changed": "system", "prefix_changed": "messages",
            "messages_changed": "messages"}  # the last: Anthropic's own name for it

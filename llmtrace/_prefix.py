@@ -29,7 +29,7 @@ WINDOW = 64  # characters per window: changed_offset is exact or rounded down by
 MAX_WINDOWS = 4096  # per text segment (256 Ki characters); a change beyond is located to its block only
 MEMO_MIN_CHARS = 256  # strings from this length on have their summary memoised (shorter ones cost less to redo)
 MEMO_ENTRIES = 4096
-MEMO_BYTES = 4 << 20  # window digests held by the memo of strings, at most
+MEMO_BYTES = 2 << 20  # summaries held by the memo of strings and JSON values, at most
 DIGEST_BYTES = 16
 _ITEM = array("I").itemsize  # bytes per window digest (4 on every common platform)
 _TEXT_TYPES = frozenset({"text", "input_text", "output_text"})
@@ -50,8 +50,8 @@ class Text:
 
     @property
     def size(self) -> int:
-        """Bytes this summary holds (its objects' payloads and headers, roughly)."""
-        return len(self.windows) + 2 * DIGEST_BYTES + 120
+        """Bytes this summary holds, its objects' headers included (as tracemalloc counts them, near enough)."""
+        return len(self.windows) + 250
 
 
 class Block:
@@ -71,6 +71,9 @@ class BlockSummary:
 
     def __init__(self, block: Block) -> None:
         self.texts = tuple(s if isinstance(s, Text) else text(s) for s in block.segments)
+        if block.shape == "t":  # the common block, a plain text: its digest is its text's
+            self.digest = self.texts[0].digest
+            return
         shape = block.shape.encode("utf-8", "surrogatepass")
         self.digest = hashlib.sha256(b"%d:%s" % (len(shape), shape) + b"".join(t.digest for t in self.texts)
                                      ).digest()[:DIGEST_BYTES]
@@ -84,7 +87,7 @@ class PartSummary:
     def __init__(self, blocks: tuple[BlockSummary, ...]) -> None:
         self.blocks = blocks
         self.digest = hashlib.sha256(b"".join(b.digest for b in blocks)).digest()[:DIGEST_BYTES]
-        self.size = sum(t.size for b in blocks for t in b.texts) + 100 * len(blocks) + 100
+        self.size = sum(t.size for b in blocks for t in b.texts) + 150 * len(blocks) + 150
 
 
 class Part:
@@ -95,13 +98,16 @@ class Part:
     def __init__(self, value: Any) -> None:
         self.raw = blocks_of(value)
         self.blocks = tuple(Block(b) for b in self.raw)
-        self._summary: PartSummary | None = None
+        self._summary: PartSummary | None = None if self.blocks else EMPTY
 
     @property
     def summary(self) -> PartSummary:
         if self._summary is None:
             self._summary = PartSummary(tuple(BlockSummary(b) for b in self.blocks))
         return self._summary
+
+
+EMPTY = PartSummary(())  # no tools, no system prompt, no messages in the prefix
 
 
 def blocks_of(part: Any) -> tuple[Any, ...]:
