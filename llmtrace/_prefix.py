@@ -203,7 +203,8 @@ def _render(value: Any, out: list[str | Text], memo: bool) -> str:
             return "t" + _rest(value, ("type", "text", "cache_control"), out, memo)
         content = value.get("content")
         if isinstance(content, (str, list)):
-            inner = _render(content, out, memo)
+            # A string content is shorthand for one text block: the same prompt, whichever way the app wrote it.
+            inner = _render([content] if isinstance(content, str) else content, out, memo)
             return f"m{value.get('role')}/{kind}({inner})" + _rest(value, ("role", "type", "content", "cache_control"),
                                                                    out, memo)
     elif isinstance(value, list):

@@ -67,6 +67,8 @@ def test_cache_markers_are_not_content():
     marked = {"type": "text", "text": "t", "cache_control": {"type": "ephemeral", "ttl": "1h"}}
     assert where([{"type": "text", "text": "t"}], [marked]) is None
     assert where(["t"], [{"type": "text", "text": "t"}]) is None  # a plain string and a text block read alike
+    moved = {"role": "user", "content": [{"type": "text", "text": "q", "cache_control": {"type": "ephemeral"}}]}
+    assert where([{"role": "user", "content": "q"}], [moved]) is None  # and so do a string content and one text block
 
 
 def test_a_change_beyond_the_kept_windows_is_located_to_its_block(monkeypatch):
