@@ -14,7 +14,7 @@ from collections import OrderedDict
 from typing import Any, NamedTuple
 
 from . import _pricing
-from ._prefix import Part, PartSummary, fingerprint, locate
+from ._prefix import EMPTY, Part, PartSummary, fingerprint, locate
 from ._tokens import count_tokens
 
 MEMORY_SIZE = 1024  # prefixes remembered per index; the oldest is forgotten first
@@ -44,7 +44,8 @@ class CacheIntent:
 
     def fingerprint(self, salt: bytes = b"") -> str:
         """The stable digest of this prefix (`llmtrace.cache.prefix_fingerprint`)."""
-        return fingerprint(self.model, self.tools.summary, self.system.summary, self.prefix.summary, salt)
+        return fingerprint(self.model, self.tools.summary.digest, self.system.summary.digest, self.prefix.summary.digest,
+                           salt)
 
 
 class Diagnosis(NamedTuple):
@@ -85,34 +86,33 @@ class PrefixMemory:
         """Remember this use of the prefix; for a `write`/`miss` outcome, say why it was not read, and where it changed."""
         tools, system, prefix = intent.tools.summary, intent.system.summary, intent.prefix.summary  # hashing: unlocked
         m, t, s, p = intent.model, tools.digest, system.digest, prefix.digest
+        # name -> (key without that part, the part's digest, its summary when the change can be located)
         keys = {
-            "model_changed": ((t, s, p), m), "tools_changed": ((m, s, p), t),
-            "system_changed": ((m, t, p), s), "prefix_changed": ((m, t, s), p),
+            "model_changed": ((t, s, p), m, None), "tools_changed": ((m, s, p), t, tools),
+            "system_changed": ((m, t, p), s, system), "prefix_changed": ((m, t, s), p, prefix),
         }
         full = (m, t, s, p)
-        parts = {"tools_changed": tools, "system_changed": system, "prefix_changed": prefix}
         with self._lock:
-            diagnosis = self._diagnose(full, keys, parts, intent.ttl, now) if outcome in ("write", "miss") \
-                else Diagnosis(None)
+            diagnosis = self._diagnose(full, keys, intent.ttl, now) if outcome in ("write", "miss") else Diagnosis(None)
             self._put(self._full, full, now)
-            for name, (key, varying) in keys.items():
+            for name, (key, varying, summary) in keys.items():
                 self._put(self._without[name], key, (now, varying))
-            for summary in (tools, system, prefix):
-                self._keep(summary)
+                if summary is not None and summary.blocks:
+                    self._keep(summary)
         return diagnosis
 
-    def _diagnose(self, full: tuple, keys: dict[str, tuple[tuple, Any]], parts: dict[str, PartSummary], ttl: float,
+    def _diagnose(self, full: tuple, keys: dict[str, tuple[tuple, Any, PartSummary | None]], ttl: float,
                   now: float) -> Diagnosis:
         last = self._full.get(full)
         if last is not None:
             # Seen before: the cache lapsed, or (within its TTL) the provider evicted it: no reason to give.
             return Diagnosis("ttl_expired" if now - last > ttl else None)
-        for name, (key, _) in keys.items():  # in the contract's priority order
+        for name, (key, _, summary) in keys.items():  # in the contract's priority order
             seen = self._without[name].get(key)
             if seen is None:
                 continue
-            old = self._summaries.get(seen[1]) if name in parts else None
-            where = locate(old, parts[name]) if old is not None else None
+            old = self._summaries.get(seen[1], EMPTY if seen[1] == EMPTY.digest else None) if summary else None
+            where = locate(old, summary) if old is not None and summary is not None else None
             if where is None:
                 return Diagnosis(name)
             return Diagnosis(name, LOCATED[name], *where)

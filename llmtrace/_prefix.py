@@ -23,6 +23,7 @@ import threading
 from array import array
 from collections import OrderedDict
 from collections.abc import Hashable
+from functools import lru_cache
 from typing import Any
 
 WINDOW = 64  # characters per window: changed_offset is exact or rounded down by less than this
@@ -70,24 +71,31 @@ class BlockSummary:
     __slots__ = ("digest", "texts")
 
     def __init__(self, block: Block) -> None:
-        self.texts = tuple(s if isinstance(s, Text) else text(s) for s in block.segments)
+        self.texts = tuple([s if isinstance(s, Text) else text(s) for s in block.segments])
         if block.shape == "t":  # the common block, a plain text: its digest is its text's
             self.digest = self.texts[0].digest
             return
         shape = block.shape.encode("utf-8", "surrogatepass")
-        self.digest = hashlib.sha256(b"%d:%s" % (len(shape), shape) + b"".join(t.digest for t in self.texts)
+        self.digest = hashlib.sha256(b"%d:%s" % (len(shape), shape) + b"".join([t.digest for t in self.texts])
                                      ).digest()[:DIGEST_BYTES]
 
 
 class PartSummary:
     """What the prefix memory keeps of a part: a digest, and per block the summaries that locate a change."""
 
-    __slots__ = ("digest", "blocks", "size")
+    __slots__ = ("digest", "blocks")
 
     def __init__(self, blocks: tuple[BlockSummary, ...]) -> None:
         self.blocks = blocks
-        self.digest = hashlib.sha256(b"".join(b.digest for b in blocks)).digest()[:DIGEST_BYTES]
-        self.size = sum(t.size for b in blocks for t in b.texts) + 150 * len(blocks) + 150
+        if len(blocks) == 1:  # a part of one block (a system prompt, most often): its digest is the block's
+            self.digest = blocks[0].digest
+        else:
+            self.digest = hashlib.sha256(b"".join([b.digest for b in blocks])).digest()[:DIGEST_BYTES]
+
+    @property
+    def size(self) -> int:
+        """Bytes this summary holds, its objects' headers included (as tracemalloc counts them, near enough)."""
+        return sum([t.size for b in self.blocks for t in b.texts]) + 150 * len(self.blocks) + 150
 
 
 class Part:
@@ -97,13 +105,13 @@ class Part:
 
     def __init__(self, value: Any) -> None:
         self.raw = blocks_of(value)
-        self.blocks = tuple(Block(b) for b in self.raw)
+        self.blocks = tuple([Block(b) for b in self.raw])
         self._summary: PartSummary | None = None if self.blocks else EMPTY
 
     @property
     def summary(self) -> PartSummary:
         if self._summary is None:
-            self._summary = PartSummary(tuple(BlockSummary(b) for b in self.blocks))
+            self._summary = PartSummary(tuple([BlockSummary(b) for b in self.blocks]))
         return self._summary
 
 
@@ -112,7 +120,7 @@ EMPTY = PartSummary(())  # no tools, no system prompt, no messages in the prefix
 
 def blocks_of(part: Any) -> tuple[Any, ...]:
     """The blocks of a request part: list items, or the part itself (a plain-string system prompt is block 0)."""
-    if part is None:
+    if part is None or part == []:
         return ()
     if isinstance(part, (list, tuple)):
         return tuple(part)
@@ -174,12 +182,14 @@ def _first_mismatch(a: bytes, b: bytes) -> int:
     return low
 
 
-def fingerprint(model: str, tools: PartSummary, system: PartSummary, messages: PartSummary, salt: bytes = b"") -> str:
-    """A 32-character hex digest of the cacheable prefix: equal in every process and on every host for equal
-    prefixes; keyed with the deployment's salt, when it has one, so that a guessed prompt cannot be confirmed."""
+@lru_cache(maxsize=4096)
+def fingerprint(model: str, tools: bytes, system: bytes, messages: bytes, salt: bytes = b"") -> str:
+    """A 32-character hex digest of the cacheable prefix, from its parts' digests: equal in every process and on
+    every host for equal prefixes; keyed with the deployment's salt, when it has one, so that a guessed prompt
+    cannot be confirmed. Memoised: a prefix the app reuses costs a lookup."""
     h = hashlib.blake2b(digest_size=DIGEST_BYTES, key=salt)
     h.update(_FINGERPRINT_VERSION + model.encode("utf-8", "surrogatepass") + b"\0")
-    h.update(tools.digest + system.digest + messages.digest)
+    h.update(tools + system + messages)
     return h.hexdigest()
 
 
