@@ -44,8 +44,8 @@ class CacheIntent:
 
     def fingerprint(self, salt: bytes = b"") -> str:
         """The stable digest of this prefix (`llmtrace.cache.prefix_fingerprint`)."""
-        return fingerprint(self.model, self.tools.summary.digest, self.system.summary.digest, self.prefix.summary.digest,
-                           salt)
+        parts = (self.tools.summary, self.system.summary, self.prefix.summary)
+        return fingerprint(self.model, *(part.digest for part in parts), salt)
 
 
 class Diagnosis(NamedTuple):
@@ -73,7 +73,7 @@ class PrefixMemory:
         self._size = size
         self._lock = threading.Lock()
         self._full: OrderedDict[tuple, float] = OrderedDict()
-        # name of the part that differs when a key matches here but not in `_full` -> (key -> (time, that part's digest))
+        # the part that differs when a key matches here but not in `_full` -> {key: (time, that part's digest)}
         self._without: dict[str, OrderedDict[tuple, tuple[float, Any]]] = {
             "model_changed": OrderedDict(), "tools_changed": OrderedDict(),
             "system_changed": OrderedDict(), "prefix_changed": OrderedDict(),
@@ -83,7 +83,7 @@ class PrefixMemory:
         self._summary_held = 0
 
     def observe(self, intent: CacheIntent, outcome: str, now: float) -> Diagnosis:
-        """Remember this use of the prefix; for a `write`/`miss` outcome, say why it was not read, and where it changed."""
+        """Remember this use of the prefix; for a `write`/`miss`, say why it was not read, and where it changed."""
         tools, system, prefix = intent.tools.summary, intent.system.summary, intent.prefix.summary  # hashing: unlocked
         m, t, s, p = intent.model, tools.digest, system.digest, prefix.digest
         # name -> (key without that part, the part's digest, its summary when the change can be located)

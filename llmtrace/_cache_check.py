@@ -126,8 +126,9 @@ class LLMCache:
             if not c.asked or minimum is None or c.cache_read or c.cache_write:  # the provider cached it: long enough
                 continue
             if c.prefix_tokens < minimum:
-                problems.append(f"{c.name}: the cacheable prefix is about {c.prefix_tokens:,} tokens, under the model's "
-                                f"minimum of {minimum:,} (llmtrace/data/cache_minimums.json), so nothing is cached")
+                problems.append(f"{c.name}: the cacheable prefix is about {c.prefix_tokens:,} tokens, under the "
+                                f"model's minimum of {minimum:,} (llmtrace/data/cache_minimums.json), so nothing is "
+                                f"cached")
         self._fail(problems, calls)
 
     def assert_prefix_stable(self, calls: Sequence[RecordedCall] | None = None) -> None:
@@ -244,9 +245,10 @@ def difference(before: RecordedCall, after: RecordedCall) -> str | None:
             if index >= len(old) or index >= len(new):
                 if name == "messages":
                     return None  # one conversation is the other grown (or a shorter one): fine
+                what = f"a block call {before.number} did not have" if index >= len(old) else "gone"
                 return (f"the cacheable prefix of {after.name} differs from call {before.number}'s in {name} block "
-                        f"{index}: {'a block call ' + str(before.number) + ' did not have' if index >= len(old) else 'gone'}"
-                        f" ({len(new)} {name} blocks, call {before.number} had {len(old)}); {HINTS[name]}")
+                        f"{index}: {what} ({len(new)} {name} blocks, call {before.number} had {len(old)}); "
+                        f"{HINTS[name]}")
             a, b = old[index], new[index]
             if a.digest != b.digest:
                 return _changed(before, after, name, index, a.text, b.text)

@@ -92,6 +92,13 @@ def test_fixture_records_calls_and_checks_them_without_network(tmp_path):
             llm_cache.assert_prefix_stable()
 
 
+        def test_a_tool_added(llm_cache):
+            c = client((0, 5000))
+            ask(c, tools=TOOLS[:1])
+            ask(c, tools=TOOLS)
+            llm_cache.assert_prefix_stable()
+
+
         def test_a_request_id_in_the_system_prompt(llm_cache):
             c = client((0, 5000))
             for request_id in ("req-7f3a", "req-91bc"):
@@ -143,6 +150,7 @@ def test_fixture_records_calls_and_checks_them_without_network(tmp_path):
     assert results.pop("test_a_conversation_that_grows_is_stable") is None
     failures = {name: message or "" for name, message in results.items()}
     assert "differs from call 1's in tools block 0 at character" in failures["test_tools_in_another_order"]
+    assert "in tools block 1: a block call 1 did not have (2 tools blocks, call 1 had 1)" in failures["test_a_tool_added"]
     message = failures["test_a_request_id_in_the_system_prompt"]
     assert f"in system block 0 at character {300 + len('Request req-')}" in message  # common to both
     assert 'call 1: "…' in message and "Request req-7f3a. " in message and "Request req-91bc. " in message
