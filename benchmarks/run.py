@@ -1,6 +1,7 @@
 """Overhead of llmtrace over the bare SDKs, with the official OpenTelemetry GenAI instrumentations as a reference.
 
     make bench                       # or: python benchmarks/run.py [--quick] [--rounds N] [--exporter batch]
+    python benchmarks/run.py --only plain --rounds 4   # just the plain calls with a 5,000-token prompt
 
 Each instrumentation (llmtrace, official) is measured in its own worker process, pinned to one CPU,
 against the bare SDK in that same process: every round is a pair of calls, bare then instrumented or
@@ -341,9 +342,11 @@ def floor_call(tracer_provider: Any, meter_provider: Any) -> Callable[[], None]:
     return one_call
 
 
-def plain_calls(bypass: bool, clear: Callable[[], None], switches: dict[str, Any]) -> dict[str, Any]:
-    """Per-call cost of a plain Anthropic call with a 5,000-token system prompt, with and without cache_control:
-    the difference is the cache fingerprint's work (metrics and cost are recorded in both)."""
+def plain_calls(bypass: bool, clear: Callable[[], None], switches: dict[str, Any], rounds: int = 300) -> dict[str, Any]:
+    """Per-call cost of a plain Anthropic call with a 5,000-token system prompt: reused with cache_control, new on
+    every call with cache_control (a timestamp at its top: each call's prefix is hashed and summarised anew), and
+    reused without cache_control. Metrics and cost are recorded in all three; the prefix's digests only with
+    cache_control."""
     import anthropic
     import httpx2
 
@@ -362,17 +365,42 @@ def plain_calls(bypass: bool, clear: Callable[[], None], switches: dict[str, Any
         return cls(api_key="bench", base_url="http://bench.local", http_client=http, max_retries=0)
 
     clients = {bare: make(bare and bypass) for bare in (True, False)}
+    calls = iter(range(10**9))
+    marker = {"type": "ephemeral"}
+    variants: dict[str, Callable[[], list[dict[str, Any]]]] = {
+        "cached": lambda: [{"type": "text", "text": system, "cache_control": marker}],
+        "new_prompt": lambda: [{"type": "text", "text": f"Now: call {next(calls)}.\n" + system, "cache_control": marker}],
+        "uncached": lambda: [{"type": "text", "text": system}],
+    }
     results = {}
-    for label, blocks in (("cached", [{"type": "text", "text": system, "cache_control": {"type": "ephemeral"}}]),
-                          ("uncached", [{"type": "text", "text": system}])):
-        def call(c: Any, blocks: Any = blocks) -> tuple[float, float]:
+    for label, blocks in variants.items():
+        def call(c: Any, blocks: Callable[[], list[dict[str, Any]]] = blocks) -> tuple[float, float]:
+            system_blocks = blocks()  # built outside the timed region, the same way for the bare and the traced call
             start = clock()
-            c.messages.create(model="claude-haiku-4-5", max_tokens=64, system=blocks,
+            c.messages.create(model="claude-haiku-4-5", max_tokens=64, system=system_blocks,
                               messages=[{"role": "user", "content": "hi"}])
             return clock() - start, 0.0
-        results[label] = paired(lambda: call(clients[True]), lambda: call(clients[False]), 300, clear,
+        results[label] = paired(lambda: call(clients[True]), lambda: call(clients[False]), rounds, clear,
                                 **switches)["total"]
     return results
+
+
+def plain_worker(variant: str, exporter: str) -> dict[str, Any]:
+    tracer_provider, meter_provider, clear = telemetry(exporter)
+    on, off = toggles(variant, tracer_provider, meter_provider)
+    bypass = variant == "llmtrace"
+    on()
+    return {"plain": plain_calls(bypass, clear, {} if bypass else {"on": on, "off": off})}
+
+
+def plain_table(results: dict[str, list[dict[str, Any]]]) -> str:
+    lines = ["| variant | plain Anthropic call with a 5,000-token system prompt and `cache_control`: µs over bare "
+             "| the same, a new prompt every call | the same call without `cache_control` |", "|---|---|---|---|"]
+    for variant, runs in results.items():
+        cells = [spread(sum((r["plain"].get(label, []) for r in runs), [])) if any(label in r["plain"] for r in runs)
+                 else "n/a" for label in ("cached", "new_prompt", "uncached")]
+        lines.append(f"| {variant} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 # -- the driver: rounds of workers, paired differences, the report ------------------------------------------
@@ -396,9 +424,10 @@ def median_error(values: list[float]) -> float:
     return max(1.2533 * (high - low) / 1.349 / len(values) ** 0.5, 1e-9)
 
 
-def run_worker(variant: str, sizes: list[int], exporter: str, cpu: int | None) -> dict[str, Any]:
+def run_worker(variant: str, sizes: list[int], exporter: str, cpu: int | None,
+               only: str | None = None) -> dict[str, Any]:
     command = [sys.executable, __file__, "--worker", variant, "--exporter", exporter,
-               "--sizes", ",".join(map(str, sizes))]
+               "--sizes", ",".join(map(str, sizes))] + (["--only", only] if only else [])
     if cpu is not None:
         command += ["--cpu", str(cpu)]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -442,17 +471,16 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
             growth.append(((m["instrumented"]["20000"] - m["instrumented"]["1000"])
                            - (m["bare"]["20000"] - m["bare"]["1000"])) / 1024)
         memory[sdk] = statistics.median(growth)
-    cached = sum((r["plain"]["cached"] for r in runs), [])
-    uncached = sum((r["plain"]["uncached"] for r in runs), [])
     floor = sum((r.get("floor", []) for r in runs), [])
     in_situ = {case: statistics.median(sum((r["floor_in_situ"][case] for r in runs), [])) * 1e6
                for case in runs[0].get("floor_in_situ", {})}
     for case, floor_us in in_situ.items():
         table[case]["floor_us"] = floor_us
-    return {"cases": table, "memory": memory, "plain_cached": cached, "plain_uncached": uncached, "floor": floor}
+    return {"cases": table, "memory": memory, "floor": floor}
 
 
-def markdown(results: dict[str, dict[str, Any]], command: str, exporter: str) -> str:
+def markdown(results: dict[str, dict[str, Any]], raw: dict[str, list[dict[str, Any]]], command: str,
+             exporter: str) -> str:
     import anthropic
     import openai
     import opentelemetry.sdk.version as otel
@@ -487,10 +515,7 @@ def markdown(results: dict[str, dict[str, Any]], command: str, exporter: str) ->
     for variant, summary in results.items():
         lines.append(f"| {variant} | " + ", ".join(f"{sdk} {kib:.1f} KiB" for sdk, kib in summary["memory"].items())
                      + " |")
-    lines += ["", "| variant | plain Anthropic call with a 5,000-token system prompt and `cache_control`: µs over "
-                  "bare | the same call without `cache_control` |", "|---|---|---|"]
-    for variant, summary in results.items():
-        lines.append(f"| {variant} | {spread(summary['plain_cached'])} | {spread(summary['plain_uncached'])} |")
+    lines += ["", plain_table(raw)]
     if "llmtrace" in results:
         cases = list(results["llmtrace"]["cases"].values())
         ranges = {name: [r[name] for r in cases] for name in ("per_chunk_us", "per_call_us", "ttfc_us")}
@@ -530,6 +555,8 @@ def main() -> int:
     parser.add_argument("--variants", default="llmtrace,official", help="comma-separated: llmtrace, official")
     parser.add_argument("--output", default=str(HERE / "RESULTS.md"))
     parser.add_argument("--report-only", action="store_true", help="rewrite the report from benchmarks/results.json")
+    parser.add_argument("--only", choices=("plain",), help="run one part: the plain calls with a 5,000-token prompt "
+                                                           "(prints its table; RESULTS.md is left as it is)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--sizes", help=argparse.SUPPRESS)
     parser.add_argument("--cpu", type=int, help=argparse.SUPPRESS)
@@ -537,11 +564,22 @@ def main() -> int:
     if args.worker:
         if args.cpu is not None:
             os.sched_setaffinity(0, {args.cpu})
-        print(json.dumps(worker(args.worker, [int(s) for s in args.sizes.split(",")], args.exporter)))
+        if args.only == "plain":
+            print(json.dumps(plain_worker(args.worker, args.exporter)))
+        else:
+            print(json.dumps(worker(args.worker, [int(s) for s in args.sizes.split(",")], args.exporter)))
         return 0
     sizes = list(QUICK_SIZES if args.quick else SIZES)
     variants = args.variants.split(",")
     cpu = max(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    if args.only == "plain":
+        plain: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
+        for r in range(args.rounds):
+            for variant in variants:
+                plain[variant].append(run_worker(variant, [], args.exporter, cpu, only="plain"))
+                print(f"{variant}: run {r + 1}/{args.rounds} done", file=sys.stderr)
+        print(plain_table(plain))
+        return 0
     raw: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
     if args.report_only:
         raw = json.loads((HERE / "results.json").read_text())
@@ -552,7 +590,7 @@ def main() -> int:
                 print(f"{variant}: run {r + 1}/{args.rounds} done", file=sys.stderr)
         (HERE / "results.json").write_text(json.dumps(raw))
     command = ("python benchmarks/run.py " + " ".join(a for a in sys.argv[1:] if a != "--report-only")).strip()
-    report = markdown({v: summarise(runs) for v, runs in raw.items()}, command, args.exporter)
+    report = markdown({v: summarise(runs) for v, runs in raw.items()}, raw, command, args.exporter)
     Path(args.output).write_text(report)
     print(report)
     return 0

@@ -10,12 +10,23 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ._instrument import LLMTraceInstrumentor
 from ._version import __version__
 
+if TYPE_CHECKING:
+    from ._instrument import LLMTraceInstrumentor
+
 __all__ = ["LLMTraceInstrumentor", "__version__", "instrument", "uninstrument"]
+
+
+def __getattr__(name: str) -> Any:
+    # Imported on first use: `import llmtrace` (and the pytest plugin pytest loads in every session) stays cheap.
+    if name == "LLMTraceInstrumentor":
+        from ._instrument import LLMTraceInstrumentor
+
+        return LLMTraceInstrumentor
+    raise AttributeError(f"module 'llmtrace' has no attribute {name!r}")
 
 
 def instrument(*, tracer_provider: Any = None, meter_provider: Any = None, capture_content: bool | None = None,
@@ -40,6 +51,8 @@ def instrument(*, tracer_provider: Any = None, meter_provider: Any = None, captu
       when the app did not, and hide that extra usage chunk from the app, so token and cost metrics
       cover them (default off, since it changes the request; `LLMTRACE_OPENAI_STREAM_USAGE`).
     """
+    from ._instrument import LLMTraceInstrumentor
+
     instrumentor = LLMTraceInstrumentor()
     with LLMTraceInstrumentor._lock:
         if instrumentor.is_instrumented_by_opentelemetry:
@@ -51,6 +64,8 @@ def instrument(*, tracer_provider: Any = None, meter_provider: Any = None, captu
 
 def uninstrument() -> None:
     """Restore every patched SDK method. Streams already returned keep reporting until they end."""
+    from ._instrument import LLMTraceInstrumentor
+
     instrumentor = LLMTraceInstrumentor()
     with LLMTraceInstrumentor._lock:
         if instrumentor.is_instrumented_by_opentelemetry:

@@ -6,12 +6,12 @@ import json
 import logging
 import threading
 from time import monotonic
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import SpanKind, Status, StatusCode, TracerProvider
 
-from . import _cache
+from . import _cache, _prefix
 from . import _semconv as sc
 from ._metrics import instruments_for
 from ._pricing import Cost, PriceTable
@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("llmtrace")
 
 DEFAULT_CAPTURE_MAX_CHARS = 16_384  # per captured attribute; a span carries at most three
+# Told of every finished call, with its span attributes (the pytest plugin's `llm_cache` fixture is one).
+Observer = Callable[["CallRecord", Mapping[str, Any]], None]
 
 
 class Telemetry:
@@ -45,6 +47,8 @@ class Telemetry:
         self.openai_stream_usage = openai_stream_usage
         self.prices = prices
         self.prefixes = _cache.PrefixMemory()
+        self.fingerprint_salt = _prefix.salt_from_env()
+        self.observers: tuple[Observer, ...] = ()  # replaced, never mutated: finishing calls read it unlocked
         self._warned: set[str] = set()
         self._warned_lock = threading.Lock()
 
@@ -118,6 +122,8 @@ class Telemetry:
             attrs[sc.RESPONSE_FINISH_REASONS] = (r.finish_reason,)
         provider_usage, output_tokens = self._usage(r, attrs)
         cache_outcome, miss_reason, cost = self._cache(r, attrs, output_tokens) if r.usage_seen else (None, None, None)
+        if r.cache is not None:
+            attrs[sc.CACHE_PREFIX_FINGERPRINT] = r.cache.fingerprint(self.fingerprint_salt)
         ttfc = r.first_token - r.start if r.first_token else None
         if r.stream:
             attrs[sc.STREAM_CHUNKS] = r.chunks
@@ -138,6 +144,8 @@ class Telemetry:
         # The span ends when the call did: the work above (counting tokens, above all) is not the call's time.
         started = getattr(span, "start_time", None)
         span.end(end_time=started + int((end_time - r.start) * 1e9) if isinstance(started, int) else None)
+        for observe in self.observers:
+            self._notify(observe, r, attrs)
         return Outcome(
             provider=r.provider, model=r.request_model or r.response_model or "unknown", operation=r.operation,
             server_address=r.server_address, duration=end_time - r.start, error_type=error_type,
@@ -178,7 +186,7 @@ class Telemetry:
             attrs[sc.CACHE_HIT_RATIO] = r.cache_read / r.input_tokens
         cache_outcome = _cache.cache_outcome(r.cache_read, r.cache_write, r.cache is not None)
         attrs[sc.CACHE_OUTCOME] = cache_outcome
-        miss_reason = self._miss_reason(r, cache_outcome)
+        miss_reason = self._miss_reason(r, cache_outcome, attrs)
         if miss_reason:
             attrs[sc.CACHE_MISS_REASON] = miss_reason
         if r.cache is not None:
@@ -189,18 +197,30 @@ class Telemetry:
             attrs[sc.CACHE_SAVINGS_USD] = cost.savings
         return cache_outcome, miss_reason, cost
 
-    def _miss_reason(self, r: CallRecord, cache_outcome: str) -> str | None:
+    def _miss_reason(self, r: CallRecord, cache_outcome: str, attrs: dict[str, Any]) -> str | None:
         if r.cache is None:
             return None
         # Remember every cacheable prefix, hits included: a later miss is explained against it.
-        reason = self.prefixes.observe(r.cache, cache_outcome, monotonic())
+        diagnosis = self.prefixes.observe(r.cache, cache_outcome, monotonic())
         if cache_outcome not in ("write", "miss"):
             return None
         if r.provider_miss_reason:
-            return r.provider_miss_reason
-        if cache_outcome == "miss" and _cache.below_minimum(r.cache):
+            reason = r.provider_miss_reason
+        elif cache_outcome == "miss" and _cache.below_minimum(r.cache):
             return "below_minimum"
+        else:
+            reason = diagnosis.reason
+        if diagnosis.block is not None and _cache.LOCATED.get(reason or "") == diagnosis.part:
+            attrs[sc.CACHE_CHANGED_BLOCK] = diagnosis.block
+            if diagnosis.offset is not None:
+                attrs[sc.CACHE_CHANGED_OFFSET] = diagnosis.offset
         return reason
+
+    def _notify(self, observe: Observer, r: CallRecord, attrs: Mapping[str, Any]) -> None:
+        try:
+            observe(r, attrs)
+        except Exception as exc:
+            self.warn_once(f"observer:{type(exc).__name__}", "llmtrace: a call observer failed: %r", exc)
 
     def _cost(self, r: CallRecord, output_tokens: int) -> Cost | None:
         model = r.response_model if r.response_model and self.prices.lookup(r.response_model) else r.request_model

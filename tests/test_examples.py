@@ -4,6 +4,7 @@ endpoint (a loopback OTLP/HTTP receiver standing in for the collector)."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -70,3 +71,31 @@ def test_restart_on_disconnect(receiver: Receiver) -> None:
     [broken, retried] = receiver.spans
     assert broken[1]["llmtrace.stream.outcome"] == "error" and broken[1]["error.type"] == "RemoteProtocolError"
     assert retried[1]["llmtrace.stream.outcome"] == "completed"
+
+
+CACHE_REGRESSION = EXAMPLES / "cache_regression"
+
+
+def run_cache_test(name: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "LLMTRACE_", "ANTHROPIC", "OPENAI"))}
+    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:asyncio", "-q", name],
+                          capture_output=True, text=True, env=env, timeout=300, cwd=CACHE_REGRESSION)
+
+
+def test_cache_regression_example_passes() -> None:
+    done = run_cache_test("test_support.py")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 passed" in done.stdout
+
+
+def test_cache_regression_example_catches_the_timestamp() -> None:
+    done = run_cache_test("test_support_with_timestamp.py")
+    assert done.returncode == 1, done.stdout + done.stderr
+    out = done.stdout
+    match = re.search(r"differs from call 1's in system block 0 at character (\d+), so it cannot read", out)
+    assert match, out
+    assert len("Current time: 2026-") <= int(match.group(1)) < len("Current time: 2026-12-02T18:59:14.606774"), out
+    assert re.search(r'call 1: "Current time: [0-9T:.+-]+\\nYou are Acme', out), out  # an excerpt from each side
+    assert re.search(r'call 2: "Current time: [0-9T:.+-]+\\nYou are Acme', out), out
+    assert "llmtrace says: system_changed at system block 0, characters 0–63" in out
+    assert "1 failed" in out
