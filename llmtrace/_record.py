@@ -4,19 +4,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from time import perf_counter
-from typing import TYPE_CHECKING, Any, Callable, Literal
+from typing import TYPE_CHECKING, Any, Callable, Literal, Protocol
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span
 
     from ._cache import CacheIntent
     from ._pricing import Cost
-    from ._telemetry import Telemetry
     from ._tokens import OutputCounter
 
 End = Literal["drained", "closed", "failed", "collected"]  # how reading stopped
 # Reads one stream event (a true result hides the event from the app), or one complete response.
 EventReader = Callable[["CallRecord", Any], Any]
+
+
+class Recorder(Protocol):
+    """Where a record reports: the `Telemetry` of an `instrument()` (llmtrace/_telemetry.py)."""
+
+    def finish(self, record: CallRecord, end_time: float) -> None: ...
+
+    def reader_failed(self, record: CallRecord, exc: Exception) -> EventReader: ...
 
 
 class CallRecord:
@@ -33,7 +40,7 @@ class CallRecord:
         "outcome", "error", "_ended",
     )
 
-    def __init__(self, telemetry: Telemetry, span: Span, read: EventReader, read_final: EventReader, *, provider: str, operation: str,
+    def __init__(self, telemetry: Recorder, span: Span, read: EventReader, read_final: EventReader, *, provider: str, operation: str,
                  request_model: str | None, server_address: str | None, server_port: int | None, stream: bool,
                  request: Any, cache: CacheIntent | None) -> None:
         self.telemetry = telemetry
