@@ -403,6 +403,76 @@ def plain_table(results: dict[str, list[dict[str, Any]]]) -> str:
     return "\n".join(lines)
 
 
+# -- cold start: a fresh process importing and instrumenting ---------------------------------------------------
+
+COLD_START = """
+import json, sys
+from time import perf_counter
+t0 = perf_counter()
+import anthropic, openai
+t1 = perf_counter()
+import llmtrace
+t2 = perf_counter()
+if sys.argv[1] == "default":
+    llmtrace.instrument()  # no providers of the app's: OTLP exporters from the OTEL_* variables
+else:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.trace import TracerProvider
+    tp, mp = TracerProvider(), MeterProvider()
+    t2_app = perf_counter()  # the app's own set-up is not llmtrace's
+    llmtrace.instrument(tracer_provider=tp, meter_provider=mp)
+t3 = perf_counter()
+begun = t2 if sys.argv[1] == "default" else t2_app
+print(json.dumps({"sdks": t1 - t0, "import": t2 - t1, "instrument": t3 - begun}))
+"""
+
+
+def cold_start(repeats: int = 15) -> dict[str, list[float]]:
+    """Wall seconds, each in a fresh process: `import anthropic, openai`; then `import llmtrace`; then
+    `instrument()`, with its default OTLP exporters and with providers the app made."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    env["OTEL_EXPORTER_OTLP_ENDPOINT"] = "http://127.0.0.1:9"  # nothing listens; exports are not timed here
+    out: dict[str, list[float]] = {"sdks": [], "import": [], "instrument_default": [], "instrument_app": []}
+    for _ in range(repeats):
+        for mode in ("default", "app"):
+            done = subprocess.run([sys.executable, "-c", COLD_START, mode], capture_output=True, text=True,
+                                  env=env, check=True)
+            times = json.loads(done.stdout.strip().splitlines()[-1])
+            out["sdks"].append(times["sdks"])
+            out["import"].append(times["import"])
+            out[f"instrument_{mode}"].append(times["instrument"])
+    return out
+
+
+def cold_start_lines(cold: dict[str, list[float]]) -> list[str]:
+    ms = {name: spread(values, 1e3) for name, values in cold.items()}
+    return ["", "## Cold start (ms, median and quartiles of fresh processes)", "",
+            "| `import anthropic, openai` | then `import llmtrace` | then `llmtrace.instrument()` (default OTLP "
+            "exporters) | or `instrument()` with the app's providers |", "|---|---|---|---|",
+            f"| {ms['sdks']} | {ms['import']} | {ms['instrument_default']} | {ms['instrument_app']} |"]
+
+
+def callgrind_lines() -> list[str]:
+    """benchmarks/callgrind.json (and callgrind-before.json, counted on the code before a change), when there."""
+    after_path, before_path = HERE / "callgrind.json", HERE / "callgrind-before.json"
+    if not after_path.exists():
+        return []
+    after = json.loads(after_path.read_text())
+    before = json.loads(before_path.read_text()) if before_path.exists() else None
+    lines = ["", "## CPU instructions (callgrind: repeatable on a noisy machine; `python benchmarks/callgrind.py`)", "",
+             "Extra instructions of llmtrace over the bare SDK" + (", before → after" if before else "")
+             + f"; the OpenTelemetry floor for one call is {after['floor_per_call']:,.0f}.", "",
+             "| SDK, call, mode | per call | per chunk | per call / floor |", "|---|---|---|---|"]
+    for case, row in after["styles"].items():
+        call, chunk = f"{row['extra_per_call']:,.0f}", f"{row['extra_per_chunk']:,.0f}"
+        if before and case in before["styles"]:
+            old = before["styles"][case]
+            call = f"{old['extra_per_call']:,.0f} → {call}"
+            chunk = f"{old['extra_per_chunk']:,.0f} → {chunk}"
+        lines.append(f"| {case} | {call} | {chunk} | {row['extra_per_call'] / after['floor_per_call']:.2f} |")
+    return lines
+
+
 # -- the driver: rounds of workers, paired differences, the report ------------------------------------------
 
 def fit(xs: list[int], ys: list[float], weights: list[float]) -> tuple[float, float]:
@@ -582,15 +652,18 @@ def main() -> int:
         return 0
     raw: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
     if args.report_only:
-        raw = json.loads((HERE / "results.json").read_text())
+        saved = json.loads((HERE / "results.json").read_text())
+        raw, cold = saved.get("variants", saved), saved.get("cold_start")
     else:
         for r in range(args.rounds):
             for variant in variants:
                 raw[variant].append(run_worker(variant, sizes, args.exporter, cpu))
                 print(f"{variant}: run {r + 1}/{args.rounds} done", file=sys.stderr)
-        (HERE / "results.json").write_text(json.dumps(raw))
+        cold = cold_start()
+        (HERE / "results.json").write_text(json.dumps({"variants": raw, "cold_start": cold}))
     command = ("python benchmarks/run.py " + " ".join(a for a in sys.argv[1:] if a != "--report-only")).strip()
     report = markdown({v: summarise(runs) for v, runs in raw.items()}, raw, command, args.exporter)
+    report += "\n".join((cold_start_lines(cold) if cold else []) + callgrind_lines()) + "\n"
     Path(args.output).write_text(report)
     print(report)
     return 0

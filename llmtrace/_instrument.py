@@ -60,14 +60,11 @@ class LLMTraceInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             prices=PriceTable.load(pricing),
         )
         self._applied: list[tuple[Patch, Any]] = []
+        self._waiting: dict[str, list[tuple[Patch, Any]]] = {}  # module not imported yet -> its patches
+        self._patched: set[str] = set()
         self._active = True
         for sdk in _adapters():
-            # Runs now if the SDK is already imported, else when it is; hooks cannot be removed, so they check.
-            if sdk not in _hooked:
-                _hooked.add(sdk)
-                wrapt.register_post_import_hook(_on_import, sdk)
-            elif _is_imported(sdk):
-                self._patch(sdk)
+            _when_imported(sdk)
 
     def _uninstrument(self, **kwargs: Any) -> None:
         with self._lock:
@@ -78,29 +75,56 @@ class LLMTraceInstrumentor(BaseInstrumentor):  # type: ignore[misc]
                 owner = _resolve(module, target)
                 wrapt.unwrap_object(owner, attr, handle, missing_ok=True)
             self._applied = []
+            self._waiting = {}
+            self._patched = set()
+
+    def _on_import(self, name: str) -> None:
+        """A module was imported: an SDK to patch, or a module of one whose patches were waiting for it."""
+        with self._lock:
+            if not getattr(self, "_active", False):
+                return
+            if name in _adapters() and name not in self._patched:
+                self._patch(name)
+            for patch, wrapper in self._waiting.pop(name, ()):
+                self._apply(patch, wrapper)
 
     def _patch(self, sdk: str) -> None:
-        with self._lock:
-            if not getattr(self, "_active", False) or any(p.module.startswith(sdk) for p, _ in self._applied):
-                return
-            adapter: Adapter = _adapters()[sdk]()
-            sync_call, async_call = call_wrappers(adapter, self._telemetry)
-            wrappers = {"call": sync_call, "async_call": async_call, "helper_close": helper_close_wrapper,
-                        "async_helper_close": async_helper_close_wrapper}
-            for patch in adapter.patches:
-                try:
-                    handle = wrapt.wrap_function_wrapper(patch.module, patch.name, wrappers[patch.wrap])
-                except (ImportError, AttributeError) as exc:  # an SDK version without this target
-                    log.warning("llmtrace could not patch %s.%s: %s", patch.module, patch.name, exc)
-                    continue
-                self._applied.append((patch, handle))
+        self._patched.add(sdk)
+        adapter: Adapter = _adapters()[sdk]()
+        sync_call, async_call = call_wrappers(adapter, self._telemetry)
+        wrappers = {"call": sync_call, "async_call": async_call, "helper_close": helper_close_wrapper,
+                    "async_helper_close": async_helper_close_wrapper}
+        for patch in adapter.patches:
+            if _is_imported(patch.module):
+                self._apply(patch, wrappers[patch.wrap])
+            else:  # e.g. the SDK's streaming helpers, which an app may never import: not imported for us either
+                self._waiting.setdefault(patch.module, []).append((patch, wrappers[patch.wrap]))
+                _when_imported(patch.module)
+
+    def _apply(self, patch: Patch, wrapper: Any) -> None:
+        try:
+            handle = wrapt.wrap_function_wrapper(patch.module, patch.name, wrapper)
+        except (ImportError, AttributeError) as exc:  # an SDK version without this target
+            log.warning("llmtrace could not patch %s.%s: %s", patch.module, patch.name, exc)
+            return
+        self._applied.append((patch, handle))
 
 
-_hooked: set[str] = set()  # SDK names with a post-import hook registered (once per process)
+_hooked: set[str] = set()  # module names with a post-import hook registered (once per process)
+
+
+def _when_imported(name: str) -> None:
+    """Tell the instrumentor when module `name` is imported (now, if it already is). Hooks cannot be removed,
+    so there is one per module per process, and each checks whether instrumentation is on."""
+    if name not in _hooked:
+        _hooked.add(name)
+        wrapt.register_post_import_hook(_on_import, name)
+    elif _is_imported(name):
+        LLMTraceInstrumentor()._on_import(name)
 
 
 def _on_import(module: Any) -> None:
-    LLMTraceInstrumentor()._patch(module.__name__)  # a no-op unless instrumented (checked under the lock)
+    LLMTraceInstrumentor()._on_import(module.__name__)  # a no-op unless instrumented (checked under the lock)
 
 
 def _is_imported(name: str) -> bool:

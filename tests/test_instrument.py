@@ -151,6 +151,37 @@ assert "anthropic" not in sys.modules and "openai" not in sys.modules
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == ["chat claude-haiku-4-5", "chat gpt-4o-mini"]
 
 
+def test_streaming_helpers_are_patched_when_the_app_first_imports_them():
+    """instrument() does not import the SDKs' streaming helpers (tens of ms an app may never need); the helper's
+    close is still seen once the app uses it."""
+    code = """
+import json, sys, httpx2
+import openai
+import llmtrace
+from tests.conftest import TRACER_PROVIDER, EXPORTER, FakeAPI
+from tests import sse
+helpers = ("openai.lib.streaming.chat._completions", "openai.lib.streaming.responses._responses")
+fresh = [m for m in helpers if m not in sys.modules]
+llmtrace.instrument(tracer_provider=TRACER_PROVIDER)
+untouched = [m for m in fresh if m not in sys.modules]
+api = FakeAPI().sse(sse.openai_chat(["a"] * 8))
+client = openai.OpenAI(api_key="k", base_url="http://mock.local/v1",
+                       http_client=httpx2.Client(transport=httpx2.MockTransport(api.sync_handler)))
+with client.chat.completions.stream(model="gpt-4o-mini", messages=[{"role": "user", "content": "Hi"}]) as stream:
+    for event in stream:
+        break
+    ended = [s.attributes["llmtrace.stream.outcome"] for s in EXPORTER.get_finished_spans()]
+    stream_alive = stream  # still referenced: only the helper's close can have ended the span
+print(json.dumps({"fresh": fresh, "untouched": untouched, "ended": ended,
+                  "after": [s.attributes["llmtrace.stream.outcome"] for s in EXPORTER.get_finished_spans()]}))
+"""
+    proc = _run(code)
+    assert proc.returncode == 0, proc.stderr
+    found = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert found["fresh"] and found["untouched"] == found["fresh"]  # instrument() imported none of them
+    assert found["ended"] == [] and found["after"] == ["abandoned"]  # ended by the with-exit, not by GC
+
+
 def test_opentelemetry_instrument_needs_no_code_change(tmp_path):
     """`opentelemetry-instrument python app.py` finds llmtrace through its entry point."""
     app = tmp_path / "app.py"
