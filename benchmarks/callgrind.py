@@ -9,7 +9,10 @@ counts (`--toggle-collect`), and callgrind dumps the count when it returns (`--d
 interpreter start-up and imports are never counted. A batch is `--calls` streams of one call style after
 warm-up calls, with the garbage collector frozen and off. Per call style, a batch at 10 and one at 110
 chunks give instructions per chunk (the slope) and per call (the intercept); llmtrace minus bare is its
-overhead. The same process also counts the OpenTelemetry SDK's own floor for one call (one span with a
+overhead. Against the SDK's 0.16-1.6 million instructions per chunk, a few thousand of llmtrace's are
+within the run-to-run wobble of the SDK's own (its dictionaries and free lists), so the per-chunk figure
+that counts is the engine's alone: the same events, parsed once by the SDK, through a plain generator and
+through llmtrace's engine and reader. The same process also counts the OpenTelemetry SDK's own floor for one call (one span with a
 streamed call's attributes and five histogram records) and a plain Anthropic call with a 5,000-token
 cached system prompt.
 """
@@ -92,7 +95,69 @@ def batches(variant: str, calls: int) -> list[str]:
         measured("floor", floor)
     for cached in (True, False):
         measured(f"plain {'cached' if cached else 'uncached'}", _plain_batch(calls, cached))
+    if variant == "llmtrace":
+        for sdk in ("anthropic", "openai"):
+            for mode in ("sync", "async"):
+                for side, batch in _engine_batches(sdk, mode, tracer_provider, meter_provider).items():
+                    measured(f"engine {sdk} {mode}|{side}", batch)
     return labels
+
+
+ENGINE_ITEMS = 20_000
+
+
+def _engine_batches(sdk: str, mode: str, tracer_provider: Any, meter_provider: Any) -> dict[str, Callable[[], None]]:
+    """The per-chunk path alone: ENGINE_ITEMS events the SDK parsed, through a plain generator (as the SDK's own
+    stream yields them) and through llmtrace's engine with the provider's reader, which is all llmtrace adds
+    per chunk on every call style (the `.stream()` helpers read the same raw stream)."""
+    from llmtrace import _stream
+    from llmtrace._pricing import PriceTable
+    from llmtrace._telemetry import Telemetry
+
+    frames = bench.bodies(sdk, 100)
+    stream = bench.opener(sdk, "create", bench.client(sdk, False, lambda: frames))()
+    events = list(stream)[2:-3]  # the content events, without the opening and closing ones
+    events = (events * (ENGINE_ITEMS // len(events) + 1))[:ENGINE_ITEMS]
+    if sdk == "anthropic":
+        from llmtrace.providers import anthropic as adapter
+        # (an older tree, for a before/after count, has the reader as a plain function)
+        read = adapter.event_reader() if hasattr(adapter, "event_reader") else adapter.read_event
+    else:
+        from llmtrace.providers.openai import read_chat_chunk as read
+    telemetry = Telemetry(tracer_provider, meter_provider, capture_content=False, prices=PriceTable.load())
+
+    def record() -> Any:
+        return telemetry.start(read, read, provider=sdk, operation="chat", model="m", stream=True,
+                               server_address=None, server_port=None, request={}, cache=None, attributes={})
+
+    def sdk_items() -> Any:
+        yield from events
+
+    async def sdk_async_items() -> Any:
+        for event in events:
+            yield event
+
+    if mode == "sync":
+        def bare() -> None:
+            for _ in sdk_items():
+                pass
+
+        def traced() -> None:
+            for _ in _stream._events(sdk_items(), record()):
+                pass
+
+        return {"bare": bare, "traced": traced}
+    loop = asyncio.new_event_loop()
+
+    async def abare() -> None:
+        async for _ in sdk_async_items():
+            pass
+
+    async def atraced() -> None:
+        async for _ in _stream._async_events(sdk_async_items(), record()):
+            pass
+
+    return {"bare": lambda: loop.run_until_complete(abare()), "traced": lambda: loop.run_until_complete(atraced())}
 
 
 def _plain_batch(calls: int, cached: bool) -> Callable[[], None]:
@@ -159,7 +224,12 @@ def report(counts: dict[str, dict[str, int]], calls: int) -> dict[str, Any]:
                       "extra_per_chunk": fit["llmtrace"][1] - fit["bare"][1]}
     plain = {label: (counts["llmtrace"][f"plain {label}"] - counts["bare"][f"plain {label}"]) / calls
              for label in ("cached", "uncached")}
-    return {"calls": calls, "styles": rows, "floor_per_call": counts["bare"]["floor"] / calls, "plain_extra": plain}
+    engine = {f"{sdk} {mode}": (counts["llmtrace"][f"engine {sdk} {mode}|traced"]
+                                - counts["llmtrace"][f"engine {sdk} {mode}|bare"]) / ENGINE_ITEMS
+              for sdk in ("anthropic", "openai") for mode in ("sync", "async")
+              if f"engine {sdk} {mode}|traced" in counts["llmtrace"]}
+    return {"calls": calls, "styles": rows, "floor_per_call": counts["bare"]["floor"] / calls, "plain_extra": plain,
+            "engine_per_chunk": engine}
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -174,6 +244,11 @@ def markdown(result: dict[str, Any]) -> str:
                  f"{floor:,.0f} instructions per call. Plain Anthropic call with a 5,000-token system prompt, "
                  f"extra: {result['plain_extra']['cached']:,.0f} with `cache_control`, "
                  f"{result['plain_extra']['uncached']:,.0f} without.")
+    if result.get("engine_per_chunk"):
+        lines.append("")
+        lines.append("Per chunk, the engine and reader alone over events the SDK parsed (all llmtrace adds per chunk): "
+                     + ", ".join(f"{case} {value:,.0f}" for case, value in result["engine_per_chunk"].items())
+                     + " instructions.")
     return "\n".join(lines)
 
 
