@@ -29,6 +29,7 @@ SCALE = float(os.environ.get("LLMTRACE_LOAD_SCALE", "1"))
 ASYNC_STREAMS = int(1000 * SCALE)
 THREADS, PER_THREAD = 16, int(100 * SCALE)
 STREAMS_PER_BATCH = int(200 * SCALE)
+MEASURED_BATCHES = 5
 MESSAGES = [{"role": "user", "content": "hi"}]
 RAW_ANTHROPIC = {"message_start", "content_block_start", "content_block_delta", "content_block_stop",
                  "message_delta", "message_stop"}
@@ -162,20 +163,25 @@ def test_memory_returns_to_baseline(telemetry: Any, emulator_url: str) -> None:
         EXPORTER.clear()  # the test exporter keeps finished spans; an app's exporter sends them away
         gc.collect()
 
-    async def main() -> int:
+    async def main() -> list[int]:
         for _ in range(2):
             await batch()  # warm: connection pool, SDK and OpenTelemetry caches
         tracemalloc.start()
         try:
             await batch()
             baseline = tracemalloc.get_traced_memory()[0]
-            for _ in range(3):
+            growth = []
+            for _ in range(MEASURED_BATCHES):
                 await batch()
-            return tracemalloc.get_traced_memory()[0] - baseline
+                growth.append(tracemalloc.get_traced_memory()[0] - baseline)
+            return growth
         finally:
             tracemalloc.stop()
 
     EXPORTER.clear()
     growth = asyncio.run(main())
-    # one span kept per stream would be ~5 KiB each, over 3 MiB here; allow allocator noise only
-    assert growth < 128 * 1024, growth
+    # Retention per stream grows with the streams: a kept span is ~5 KiB, a kept record alone ~0.5 KiB,
+    # 0.5-5 MiB over these 1,000 streams. What does not grow with them is the event loop's and the pool's
+    # containers resizing to the batch's peak concurrency, seen up to ~150 KiB on a loaded machine.
+    bound = 256 * max(MEASURED_BATCHES * STREAMS_PER_BATCH, 1000)  # that noise does not shrink with the scale
+    assert growth[-1] < bound, f"growth after each batch of {STREAMS_PER_BATCH} streams: {growth} bytes"
