@@ -41,15 +41,18 @@ class Adapter(Protocol):
 
     def result_kind(self, result: Any) -> ResultKind: ...
 
+    def items(self, stream: Any) -> Any:
+        """What the engine loops over for an SDK stream: the stream, or the source its own iteration re-yields."""
 
-def _events(stream: Any, record: CallRecord) -> Iterator[Any]:
+
+def _events(items: Any, record: CallRecord) -> Iterator[Any]:
     """The per-chunk path: time, count and read each item the SDK yields. Arithmetic and one read call only.
 
     It loops over the SDK's own iterator, as a bare `for` loop would: no Python call per item to reach it.
     """
     read = record.read
     try:
-        for event in iter(stream):
+        for event in iter(items):
             now = perf_counter()
             if record.chunks:
                 gap = now - record.last
@@ -74,12 +77,12 @@ def _events(stream: Any, record: CallRecord) -> Iterator[Any]:
     record.end("drained")
 
 
-async def _async_events(stream: Any, record: CallRecord) -> AsyncIterator[Any]:
+async def _async_events(items: Any, record: CallRecord) -> AsyncIterator[Any]:
     # The body of _events with `async for`: kept inline in both, as a shared helper call per chunk would
     # cost about a tenth of the per-chunk budget.
     read = record.read
     try:
-        async for event in aiter(stream):
+        async for event in aiter(items):
             now = perf_counter()
             if record.chunks:
                 gap = now - record.last
@@ -107,14 +110,15 @@ async def _async_events(stream: Any, record: CallRecord) -> AsyncIterator[Any]:
 class TracedStream(wrapt.BaseObjectProxy):
     """A sync SDK stream (`anthropic.Stream`, `openai.Stream`); `isinstance` and every attribute pass through.
 
-    `for` loops iterate a generator over the SDK's own iterator, which costs far less per item than a
-    method on the proxy; `next(stream)` reaches the same generator. The proxy and the generator both hold
-    the record, which ends the call as `collected` when the last of them is dropped.
+    `for` loops iterate a generator over the SDK's own iterator (`items`: the stream, or the source its
+    iteration only re-yields), which costs far less per item than a method on the proxy; `next(stream)`
+    reaches the same generator. The proxy and the generator both hold the record, which ends the call as
+    `collected` when the last of them is dropped.
     """
 
-    def __init__(self, stream: Any, record: CallRecord) -> None:
+    def __init__(self, stream: Any, record: CallRecord, items: Any = None) -> None:
         super().__init__(stream)
-        self._self_events = _events(stream, record)  # `_self_` keeps state on the proxy (wrapt rule)
+        self._self_events = _events(stream if items is None else items, record)  # `_self_`: state on the proxy
         self._self_record = record
 
     def __iter__(self) -> Iterator[Any]:
@@ -147,9 +151,9 @@ class TracedStream(wrapt.BaseObjectProxy):
 class AsyncTracedStream(wrapt.BaseObjectProxy):
     """An async SDK stream (`anthropic.AsyncStream`, `openai.AsyncStream`)."""
 
-    def __init__(self, stream: Any, record: CallRecord) -> None:
+    def __init__(self, stream: Any, record: CallRecord, items: Any = None) -> None:
         super().__init__(stream)
-        self._self_events = _async_events(stream, record)
+        self._self_events = _async_events(stream if items is None else items, record)
         self._self_record = record
 
     def __aiter__(self) -> AsyncIterator[Any]:
@@ -252,9 +256,9 @@ def observe(result: Any, record: CallRecord, adapter: Adapter) -> Any:
     """What the SDK returned: a stream gets a proxy, a raw response a parse hook, a message is read now."""
     kind = adapter.result_kind(result)
     if kind == "stream":
-        return TracedStream(result, record)
+        return TracedStream(result, record, adapter.items(result))
     if kind == "async_stream":
-        return AsyncTracedStream(result, record)
+        return AsyncTracedStream(result, record, adapter.items(result))
     if kind == "response":
         return TracedResponse(result, record, adapter)
     if kind == "async_response":

@@ -473,3 +473,42 @@ def test_openai_legacy_completions_n2(api, telemetry, mode):
     assert attrs["gen_ai.response.finish_reasons"] == ("stop", "stop")
     assert attrs["llmtrace.stream.chunks"] == 3
     assert attrs["llmtrace.stream.outcome"] == "completed"
+
+
+# --- OpenAI streams are read from the source their own iteration only re-yields ---
+def test_openai_stream_classes_are_read_one_layer_closer():
+    """The shortcut is taken for the SDK's own stream classes; a later SDK whose iteration does more turns it off,
+    and this test says so."""
+    import openai
+
+    from llmtrace.providers.openai import _only_reyields
+
+    assert _only_reyields(openai.Stream) and _only_reyields(openai.AsyncStream)
+
+
+def test_a_stream_class_with_iteration_of_its_own_is_read_through_it(api, telemetry, mode):
+    import openai
+    from openai.types.chat import ChatCompletionChunk
+
+    seen: list[str] = []
+
+    class Sync(openai.Stream[ChatCompletionChunk]):  # a stream class that does something per item, as an app's or a later SDK's may
+        def __iter__(self) -> Any:
+            for item in self._iterator:
+                seen.append(item.id)
+                yield item
+
+    class Async(openai.AsyncStream[ChatCompletionChunk]):
+        async def __aiter__(self) -> Any:
+            async for item in self._iterator:
+                seen.append(item.id)
+                yield item
+
+    client = make_openai(api.sse(sse.openai_chat()), mode == "async")
+    stream = run(client.post("/chat/completions", cast_to=ChatCompletionChunk, body={**O, "stream": True},
+                             stream=True, stream_cls=Async if mode == "async" else Sync))
+    items = consume(mode, stream)
+    assert len(seen) == len(items) == 5  # every item went through the class's own iteration
+    [span] = telemetry.spans()
+    assert span.attributes["llmtrace.stream.chunks"] == 5
+    assert span.attributes["llmtrace.stream.outcome"] == "completed"

@@ -40,6 +40,17 @@ class OpenAIAdapter:
     def __init__(self) -> None:
         self.provider = ProviderNames(lambda name: "azure.ai.openai" if "Azure" in name else "openai")
         self.result_kind = _result_kinds()
+        self._reyields: dict[type, bool] = {}
+
+    def items(self, stream: Any) -> Any:
+        """The stream's `_iterator` where the stream's own iteration only re-yields it (openai 3.57 `Stream`,
+        `AsyncStream`): the engine reads the same items one generator layer closer, about 0.07 µs less per chunk
+        sync and 0.2 µs async. Any other iteration (a later SDK's, a subclass's) is read through."""
+        cls = type(stream)
+        reyields = self._reyields.get(cls)
+        if reyields is None:
+            reyields = self._reyields[cls] = _only_reyields(cls)
+        return getattr(stream, "_iterator", stream) if reyields else stream
 
     def start(self, telemetry: Telemetry, instance: Any, args: tuple[Any, ...],
               kwargs: dict[str, Any]) -> tuple[CallRecord, tuple[Any, ...], dict[str, Any]] | None:
@@ -284,6 +295,25 @@ def _prompt_chars(*parts: Any) -> int:
     from .._cache import texts
 
     return sum(len(t) for part in parts if part for t in texts(part))
+
+
+def _reyield(self: Any) -> Any:  # openai 3.57 Stream.__iter__, word for word
+    for item in self._iterator:
+        yield item
+
+
+async def _areyield(self: Any) -> Any:  # openai 3.57 AsyncStream.__aiter__
+    async for item in self._iterator:
+        yield item
+
+
+def _only_reyields(cls: type) -> bool:
+    """Whether iterating a stream of this class does nothing but re-yield its `_iterator`: the class's iteration
+    method compiles to the same bytecode, names and flags as the reference above."""
+    name, reference = ("__aiter__", _areyield) if hasattr(cls, "__aiter__") else ("__iter__", _reyield)
+    code, expected = getattr(getattr(cls, name, None), "__code__", None), reference.__code__
+    return (code is not None and code.co_code == expected.co_code and code.co_names == expected.co_names
+            and code.co_flags == expected.co_flags)
 
 
 def _result_kinds() -> KindCache:
