@@ -11,8 +11,8 @@ warm-up calls, with the garbage collector frozen and off. Per call style, a batc
 chunks give instructions per chunk (the slope) and per call (the intercept); llmtrace minus bare is its
 overhead. Against the SDK's 0.16-1.6 million instructions per chunk, a few thousand of llmtrace's are
 within the run-to-run wobble of the SDK's own (its dictionaries and free lists), so the per-chunk figure
-that counts is the engine's alone: the same events, parsed once by the SDK, through a plain generator and
-through llmtrace's engine and reader. The same process also counts the OpenTelemetry SDK's own floor for one call (one span with a
+that counts is the engine's alone (run.py's `engine_batches`): the same events, parsed once by the SDK, read
+through the SDK's own stream object, bare and under llmtrace's proxy, engine and reader. The same process also counts the OpenTelemetry SDK's own floor for one call (one span with a
 streamed call's attributes and five histogram records) and a plain Anthropic call with a 5,000-token
 cached system prompt.
 """
@@ -98,66 +98,9 @@ def batches(variant: str, calls: int) -> list[str]:
     if variant == "llmtrace":
         for sdk in ("anthropic", "openai"):
             for mode in ("sync", "async"):
-                for side, batch in _engine_batches(sdk, mode, tracer_provider, meter_provider).items():
+                for side, batch in bench.engine_batches(sdk, mode, tracer_provider, meter_provider).items():
                     measured(f"engine {sdk} {mode}|{side}", batch)
     return labels
-
-
-ENGINE_ITEMS = 20_000
-
-
-def _engine_batches(sdk: str, mode: str, tracer_provider: Any, meter_provider: Any) -> dict[str, Callable[[], None]]:
-    """The per-chunk path alone: ENGINE_ITEMS events the SDK parsed, through a plain generator (as the SDK's own
-    stream yields them) and through llmtrace's engine with the provider's reader, which is all llmtrace adds
-    per chunk on every call style (the `.stream()` helpers read the same raw stream)."""
-    from llmtrace import _stream
-    from llmtrace._pricing import PriceTable
-    from llmtrace._telemetry import Telemetry
-
-    frames = bench.bodies(sdk, 100)
-    stream = bench.opener(sdk, "create", bench.client(sdk, False, lambda: frames))()
-    events = list(stream)[2:-3]  # the content events, without the opening and closing ones
-    events = (events * (ENGINE_ITEMS // len(events) + 1))[:ENGINE_ITEMS]
-    if sdk == "anthropic":
-        from llmtrace.providers import anthropic as adapter
-        # (an older tree, for a before/after count, has the reader as a plain function)
-        read = adapter.event_reader() if hasattr(adapter, "event_reader") else adapter.read_event
-    else:
-        from llmtrace.providers.openai import read_chat_chunk as read
-    telemetry = Telemetry(tracer_provider, meter_provider, capture_content=False, prices=PriceTable.load())
-
-    def record() -> Any:
-        return telemetry.start(read, read, provider=sdk, operation="chat", model="m", stream=True,
-                               server_address=None, server_port=None, request={}, cache=None, attributes={})
-
-    def sdk_items() -> Any:
-        yield from events
-
-    async def sdk_async_items() -> Any:
-        for event in events:
-            yield event
-
-    if mode == "sync":
-        def bare() -> None:
-            for _ in sdk_items():
-                pass
-
-        def traced() -> None:
-            for _ in _stream._events(sdk_items(), record()):
-                pass
-
-        return {"bare": bare, "traced": traced}
-    loop = asyncio.new_event_loop()
-
-    async def abare() -> None:
-        async for _ in sdk_async_items():
-            pass
-
-    async def atraced() -> None:
-        async for _ in _stream._async_events(sdk_async_items(), record()):
-            pass
-
-    return {"bare": lambda: loop.run_until_complete(abare()), "traced": lambda: loop.run_until_complete(atraced())}
 
 
 def _plain_batch(calls: int, cached: bool) -> Callable[[], None]:
@@ -203,6 +146,15 @@ def count(variant: str, calls: int) -> dict[str, int]:
     return dict(zip(labels, totals))
 
 
+def _measured_commit() -> str | None:
+    """The commit of the llmtrace tree measured (PYTHONPATH may point at another checkout, for a before count)."""
+    import llmtrace
+
+    done = subprocess.run(["git", "-C", str(Path(llmtrace.__file__).parent), "rev-parse", "--short", "HEAD"],
+                          capture_output=True, text=True, check=False)
+    return done.stdout.strip() or None
+
+
 def _total(dump: Path) -> int:
     match = re.search(r"^(?:summary|totals): (\d+)", dump.read_text(), re.M)
     return int(match.group(1)) if match else 0
@@ -225,7 +177,7 @@ def report(counts: dict[str, dict[str, int]], calls: int) -> dict[str, Any]:
     plain = {label: (counts["llmtrace"][f"plain {label}"] - counts["bare"][f"plain {label}"]) / calls
              for label in ("cached", "uncached")}
     engine = {f"{sdk} {mode}": (counts["llmtrace"][f"engine {sdk} {mode}|traced"]
-                                - counts["llmtrace"][f"engine {sdk} {mode}|bare"]) / ENGINE_ITEMS
+                                - counts["llmtrace"][f"engine {sdk} {mode}|bare"]) / bench.ENGINE_ITEMS
               for sdk in ("anthropic", "openai") for mode in ("sync", "async")
               if f"engine {sdk} {mode}|traced" in counts["llmtrace"]}
     return {"calls": calls, "styles": rows, "floor_per_call": counts["bare"]["floor"] / calls, "plain_extra": plain,
@@ -263,7 +215,7 @@ def main() -> None:
         args.labels.write_text(json.dumps(batches(args.worker, args.calls)))
         return
     counts = {variant: count(variant, args.calls) for variant in VARIANTS}
-    result = report(counts, args.calls)
+    result = {"commit": _measured_commit(), **report(counts, args.calls)}
     print(markdown(result))
     if args.json:
         args.json.write_text(json.dumps({"counts": counts, **result}, indent=1) + "\n")
