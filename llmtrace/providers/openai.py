@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import TYPE_CHECKING, Any, Callable
 
 from .._cache import CacheIntent
@@ -307,13 +308,16 @@ async def _areyield(self: Any) -> Any:  # openai 3.57 AsyncStream.__aiter__
         yield item
 
 
+_KIND_FLAGS = inspect.CO_GENERATOR | inspect.CO_ASYNC_GENERATOR | inspect.CO_COROUTINE
+
+
 def _only_reyields(cls: type) -> bool:
     """Whether iterating a stream of this class does nothing but re-yield its `_iterator`: the class's iteration
-    method compiles to the same bytecode, names and flags as the reference above."""
+    method compiles to the same bytecode and names as the reference above, and is the same kind of function."""
     name, reference = ("__aiter__", _areyield) if hasattr(cls, "__aiter__") else ("__iter__", _reyield)
     code, expected = getattr(getattr(cls, name, None), "__code__", None), reference.__code__
     return (code is not None and code.co_code == expected.co_code and code.co_names == expected.co_names
-            and code.co_flags == expected.co_flags)
+            and code.co_flags & _KIND_FLAGS == expected.co_flags & _KIND_FLAGS)
 
 
 def _result_kinds() -> KindCache:
