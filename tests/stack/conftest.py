@@ -91,8 +91,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
-    """Poll `check` until it returns something truthy; fail with `what` (and the last value) at the deadline."""
+def wait_for(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.2,
+             describe: Callable[[], str] | None = None) -> Any:
+    """Poll `check` until it returns something truthy; fail with `what` (and the last value, and what `describe`
+    says) at the deadline."""
     deadline = time.monotonic() + timeout
     last: Any = None
     while True:
@@ -100,7 +102,8 @@ def wait_for(check: Callable[[], Any], timeout: float, what: str, interval: floa
         if last:
             return last
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+            detail = f"\n{describe()}" if describe is not None else ""
+            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r}){detail}")
         time.sleep(interval)
 
 

@@ -9,6 +9,7 @@ The Collector's trace pipeline delivers to an OTLP/gRPC endpoint in the test, at
 from __future__ import annotations
 
 import re
+import time
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -197,15 +198,51 @@ def notified(stack: Stack, alertname: str) -> list[tuple[dict[str, Any], dict[st
             if a["labels"]["alertname"] == alertname and a["status"] == "firing"]
 
 
+class Timeline:
+    """What the pipeline showed while a test waited, every few seconds: for a failure's message."""
+
+    def __init__(self, stack: Stack, every: float = 5.0) -> None:
+        self.stack, self.every, self.start = stack, every, time.monotonic()
+        self.lines: list[str] = []
+        self._next = self.start
+
+    def note(self) -> None:
+        now = time.monotonic()
+        if now < self._next:
+            return None
+        self._next = now + self.every
+        prometheus = self.stack.prometheus
+        rates = {w: hit_rate(prometheus, w, ANTHROPIC_MODEL) for w in ("rate5m", "rate1h")}
+        calls = prometheus.query(f'provider_model:llmtrace_requests:rate5m{{gen_ai_request_model="{ANTHROPIC_MODEL}"}}')
+        states = [a["state"] for a in prometheus.alerts() if a["labels"].get("alertname") == "LLMCacheHitRateDrop"]
+        health = [(t["health"], t["lastError"]) for t in prometheus.api("targets")["activeTargets"]]
+        self.lines.append(f"{now - self.start:6.1f} s  hit rate 5m {rates['rate5m']:.2f} 1h {rates['rate1h']:.2f}  "
+                          f"calls/s {float(calls[0]['value'][1]) if calls else -1:.2f}  alert {states or '-'}  "
+                          f"scrapes {health}  notifications {len(self.stack.webhook.notifications)}")
+        return None
+
+    def __call__(self) -> str:
+        return "\n".join(self.lines)
+
+
 def test_cache_bust_fires_LLMCacheHitRateDrop_and_alertmanager_notifies_the_webhook(stack):
     prometheus = stack.prometheus
-    assert hit_rate(prometheus, "rate5m", ANTHROPIC_MODEL) > 0.9
+    # A cached history as long as the rule's baseline window ("1h", 120 s here). After the deploy the alert then
+    # stays firing until that window's hit rate falls under the rule's 0.2 guard, about 70 s, well past
+    # Alertmanager's 30 s group_wait, however late a loaded machine carries the change through: the delay moves
+    # both ends of that time alike. With a shorter history the baseline falls with the first busted calls, and
+    # the alert could be over before Alertmanager sends it.
+    wait_for(lambda: live(stack) and prometheus.query(
+        f'llmtrace_usage_tokens_total{{llmtrace_token_type="input",gen_ai_request_model="{ANTHROPIC_MODEL}"}} '
+        f'offset {WINDOWS["1h"]}'), 300, "a cached history as long as the baseline window")
+    assert hit_rate(prometheus, "rate5m", ANTHROPIC_MODEL) > 0.9 and hit_rate(prometheus, "rate1h", ANTHROPIC_MODEL) > 0.9
     assert not notified(stack, "LLMCacheHitRateDrop")
 
     stack.app.command("loop busted")  # the deploy: a new Anthropic system prompt on every call
     # Pending after the short window, firing after `for:`, then Alertmanager's group_wait (30 s, as shipped).
-    [(notification, alert), *_] = wait_for(lambda: notified(stack, "LLMCacheHitRateDrop"), 240,
-                                           "the LLMCacheHitRateDrop notification at the webhook")
+    seen = Timeline(stack)
+    [(notification, alert), *_] = wait_for(lambda: notified(stack, "LLMCacheHitRateDrop") or seen.note(), 240,
+                                           "the LLMCacheHitRateDrop notification at the webhook", describe=seen)
 
     rule = alert_rule("LLMCacheHitRateDrop")
     labels = alert["labels"]

@@ -27,8 +27,8 @@ import pytest
 
 from tests import sse
 from tests.stack.conftest import (
-    RULE_FILES, Prometheus, contract_series, empty_dashboard_queries, empty_recording_rules, free_port, load_yaml,
-    missing_alert_selectors, require_tool, short_rules, terminate, wait_for, wait_until_none,
+    RULE_FILES, SHORT_WINDOWS, Prometheus, contract_series, empty_dashboard_queries, empty_recording_rules, free_port,
+    load_yaml, missing_alert_selectors, require_tool, short_rules, terminate, wait_for, wait_until_none,
 )
 
 CACHED, BUSTED = "cached", "busted"
@@ -248,6 +248,12 @@ def test_every_alert_expression_runs_and_every_series_it_reads_exists(live):
 
 def test_cache_bust_drops_the_hit_rate_and_raises_LLMCacheHitRateDrop(live):
     prometheus, traffic = live.prometheus, live.traffic
+    # A cached history as long as the rule's baseline window ("1h", 20 s here): after the bust the alert then stays
+    # on until that window falls under the rule's 0.2 guard, about 12 s, whatever a loaded machine delays (the
+    # delay moves both ends alike). With a shorter history it could be over before it is seen.
+    wait_for(lambda: traffic.check() or prometheus.query(
+        f'llmtrace_usage_tokens_total{{llmtrace_token_type="input",gen_ai_request_model="{ANTHROPIC_MODEL}"}} '
+        f'offset {SHORT_WINDOWS["1h"]}'), 120, "a cached history as long as the baseline window")
     assert hit_rate(prometheus, ANTHROPIC_MODEL) > 0.9
     assert ANTHROPIC_MODEL not in alert_states(prometheus, "LLMCacheHitRateDrop")
 
