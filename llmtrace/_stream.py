@@ -116,9 +116,9 @@ class TracedStream(wrapt.BaseObjectProxy):
     `collected` when the last of them is dropped.
     """
 
-    def __init__(self, stream: Any, record: CallRecord, items: Any = None) -> None:
+    def __init__(self, stream: Any, record: CallRecord, items: Any) -> None:
         super().__init__(stream)
-        self._self_events = _events(stream if items is None else items, record)  # `_self_`: state on the proxy
+        self._self_events = _events(items, record)  # `_self_`: state on the proxy (wrapt's rule)
         self._self_record = record
 
     def __iter__(self) -> Iterator[Any]:
@@ -151,9 +151,9 @@ class TracedStream(wrapt.BaseObjectProxy):
 class AsyncTracedStream(wrapt.BaseObjectProxy):
     """An async SDK stream (`anthropic.AsyncStream`, `openai.AsyncStream`)."""
 
-    def __init__(self, stream: Any, record: CallRecord, items: Any = None) -> None:
+    def __init__(self, stream: Any, record: CallRecord, items: Any) -> None:
         super().__init__(stream)
-        self._self_events = _async_events(stream if items is None else items, record)
+        self._self_events = _async_events(items, record)
         self._self_record = record
 
     def __aiter__(self) -> AsyncIterator[Any]:
